@@ -1,0 +1,281 @@
+"""``foundry``: one command for the whole foundry (typer + rich).
+
+Heavy libraries (ray, mlflow) are imported inside commands, so
+``foundry catalog list`` answers at once.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from raycore.errors import ConfigurationError, RaycoreError, SpecError
+from raycore.settings import FoundrySettings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(help="Data Foundry: train, register, serve and watch the model catalog on Ray.", no_args_is_help=True)
+catalog_app = typer.Typer(help="The model catalog.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+console = Console()
+err_console = Console(stderr=True)
+
+T = TypeVar("T")
+
+
+def _fail(exc: RaycoreError) -> None:
+    err_console.print(f"[bold red]error:[/] {exc.message if not isinstance(exc, SpecError) else exc}")
+    if exc.hint and not isinstance(exc, SpecError):
+        err_console.print(f"[yellow]hint:[/] {exc.hint}")
+    code = 2 if isinstance(exc, (SpecError, ConfigurationError)) else 1
+    raise typer.Exit(code)
+
+
+def guarded(fn: Callable[..., T]) -> Callable[..., T]:
+    """Turn foundry errors into a clear message and a non-zero exit code."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except RaycoreError as exc:
+            _fail(exc)
+            raise  # unreachable: _fail exits
+
+    return wrapper
+
+
+@contextmanager
+def steps() -> Iterator[Callable[[str], None]]:
+    """A live progress display; the yielded callable starts the next step."""
+    progress = Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=False
+    )
+    current: list[TaskID] = []
+
+    def step(message: str) -> None:
+        if current:
+            progress.update(current[-1], completed=1, total=1)
+        current.append(progress.add_task(message, total=None))
+
+    with progress:
+        yield step
+        if current:
+            progress.update(current[-1], completed=1, total=1)
+
+
+def _settings(port: int | None = None) -> FoundrySettings:
+    return FoundrySettings.load(serve_port=port)
+
+
+def _catalog() -> Any:
+    from raycore.catalog import load_catalog
+
+    settings = _settings()
+    return load_catalog(extra_dirs=[settings.catalog_dir] if settings.catalog_dir else [])
+
+
+@catalog_app.command("list")
+@guarded
+def catalog_list() -> None:
+    """List every model in the catalog with its gate and registry status."""
+
+    catalog = _catalog()
+    status = _registry_status(_settings(), [s.name for s in catalog], quiet=True)
+    table = Table(title=f"Model catalog ({len(catalog)} models)")
+    for col in ("id", "name", "wave", "task", "algorithm", "gate", "status", "last metric"):
+        table.add_column(col)
+    for spec in catalog:
+        st = status.get(spec.name, {})
+        table.add_row(
+            spec.id, spec.name, spec.wave, spec.task, f"{spec.algorithm.family}:{spec.algorithm.objective}",
+            spec.gate.describe(), st.get("status", "untrained"), st.get("metric", "-"),
+        )
+    console.print(table)
+
+
+@app.command()
+@guarded
+def train(model: str = typer.Argument(..., help="Catalog id (mdl-001) or name.")) -> None:
+    """Train one catalog model on Ray, gate it, and register it if it passes."""
+    from raycore.training import train_model
+
+    spec = _catalog().get(model)
+    settings = _settings()
+    with steps() as step:
+        outcome = train_model(spec, settings=settings, progress=step)
+    _print_outcome(outcome)
+
+
+@app.command()
+@guarded
+def serve(
+    models: list[str] = typer.Argument(None, help="Models to serve (default: every model with a champion)."),
+    port: int = typer.Option(None, help="HTTP port (default 8000 or FOUNDRY_SERVE_PORT)."),
+) -> None:
+    """Serve models at their champion version until Ctrl-C."""
+    from raycore.serving.runner import start_serving
+
+    settings = _settings(port)
+    catalog = _catalog()
+    names = [catalog.get(m).name for m in models] if models else _champions(settings, [s.name for s in catalog])
+    if not names:
+        raise ConfigurationError("no model has a champion yet", hint="run `foundry train mdl-001` or `foundry up`")
+    with steps() as step:
+        step(f"starting Ray Serve with {', '.join(names)}")
+        endpoint = start_serving(settings=settings, models=names)
+    console.print(f"serving at [bold]{endpoint}[/] — press Ctrl-C to stop")
+    _block_until_interrupt()
+
+
+@app.command()
+@guarded
+def status(port: int = typer.Option(None, help="HTTP port of the endpoint to check.")) -> None:
+    """Registry state of every catalog model and whether the endpoint answers."""
+
+    settings = _settings(port)
+    catalog = _catalog()
+    _print_status(settings, [s.name for s in catalog], catalog)
+
+
+@app.command()
+@guarded
+def up(
+    once: bool = typer.Option(False, "--once", help="Exit 0 after a successful self-check request."),
+    model: str = typer.Option("mdl-001", help="The model the skeleton runs."),
+    port: int = typer.Option(None, help="HTTP port (default 8000 or FOUNDRY_SERVE_PORT)."),
+) -> None:
+    """Data → train on Ray → register → serve → self-check, on the embedded default."""
+    from raycore.cli.up import run_up
+
+    settings = _settings(port)
+    started = time.perf_counter()
+    with steps() as step:
+        result = run_up(settings=settings, model=model, step=step)
+    _print_outcome(result.outcome)
+    console.print(f"endpoint: [bold]{result.endpoint}/v1/models/{result.outcome.model_name}/predict[/]")
+    console.print_json(data={"inputs": result.sample_inputs})
+    console.print(
+        f"sample prediction: [bold]{result.sample_prediction:,.2f}[/] (actual {result.sample_actual:,.2f}), "
+        f"model version {result.sample_version}"
+    )
+    console.print(f"self-check: missing feature → HTTP {result.bad_status} naming '{result.bad_field}'")
+
+    catalog = _catalog()
+    _print_status(settings, [s.name for s in catalog], catalog)
+    console.print(f"up in {time.perf_counter() - started:.1f}s")
+    if once:
+        from raycore.serving.runner import stop_serving
+
+        stop_serving()
+        return
+    console.print("serving — press Ctrl-C to stop")
+    _block_until_interrupt()
+
+
+def _block_until_interrupt() -> None:
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        console.print("stopping")
+
+
+def _print_outcome(outcome: Any) -> None:
+    table = Table(title=f"{outcome.model_id} {outcome.model_name}")
+    for col in ("metric", "value", "oracle", "gate", "pass", "version", "run", "seconds"):
+        table.add_column(col)
+    table.add_row(
+        outcome.metric_name,
+        f"{outcome.metric:.4f}",
+        "-" if outcome.oracle_metric is None else f"{outcome.oracle_metric:.4f}",
+        outcome.gate,
+        "[green]yes[/]" if outcome.passed else "[red]no[/]",
+        outcome.version or "-",
+        outcome.run_id[:12],
+        f"{outcome.seconds:.1f}",
+    )
+    console.print(table)
+
+
+def _registry_status(settings: FoundrySettings, names: list[str], *, quiet: bool = False) -> dict[str, dict[str, str]]:
+    if settings.tracking_uri.startswith("sqlite:") and not (settings.home / "mlflow.db").exists():
+        return {}  # nothing trained yet: do not create an empty database just to look
+    from raycore.registry.store import ModelStore
+
+    store = ModelStore(settings)
+    out: dict[str, dict[str, str]] = {}
+    for name in names:
+        versions = store.versions(name)
+        if not versions:
+            continue
+        champion = next((v for v in versions if "champion" in v.aliases), None)
+        latest = champion or versions[-1]
+        tags = latest.tags
+        metric = f"{tags['metric_name']}={float(tags['metric_value']):.4f}" if "metric_value" in tags else "-"
+        out[name] = {
+            "status": "champion" if champion else "candidate",
+            "version": latest.version,
+            "metric": metric,
+            "versions": str(len(versions)),
+        }
+    return out
+
+
+def _champions(settings: FoundrySettings, names: list[str]) -> list[str]:
+    return [n for n, st in _registry_status(settings, names).items() if st["status"] == "champion"]
+
+
+def _print_status(settings: FoundrySettings, names: list[str], catalog: Any) -> None:
+    import httpx
+
+    status = _registry_status(settings, names)
+    try:
+        ready = httpx.get(f"{settings.endpoint}/v2/health/ready", timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        ready = False
+    table = Table(title="Foundry status")
+    for col in ("id", "name", "status", "champion", "versions", "metric"):
+        table.add_column(col)
+    for spec in catalog:
+        st = status.get(spec.name, {})
+        table.add_row(
+            spec.id, spec.name, st.get("status", "untrained"),
+            st.get("version", "-") if st.get("status") == "champion" else "-",
+            st.get("versions", "0"), st.get("metric", "-"),
+        )
+    console.print(table)
+    console.print(f"home: {settings.home}")
+    console.print(f"tracking: {settings.tracking_uri}")
+    console.print(f"endpoint: {settings.endpoint} ({'[green]ready[/]' if ready else 'not running'})")
+
+
+def quiet_libraries() -> None:
+    """Keep third-party chatter (MLflow hints, Serve info logs) off the user's terminal."""
+    import logging
+    import os
+    import warnings
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    warnings.filterwarnings("ignore", module=r"mlflow\..*")
+    for name in ("mlflow", "ray.serve", "ray.train", "ray.tune", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    quiet_libraries()
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""Data layer: the simulated business, the lake, and (later) bronze/silver/gold."""

@@ -1,0 +1,97 @@
+"""Reading a model's source table: from the data world in the lake, or from a file.
+
+The data world is written to the lake once per (seed, scale) under
+``world/<seed>-<scale>/{tables,truth}/<name>`` with a manifest of content
+digests; later reads reuse it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from raycore.data.lake import Lake
+from raycore.data.world import WorldConfig, generate_world
+from raycore.errors import DataError
+from raycore.specs import DataSourceSpec
+
+__all__ = ["SourceTable", "ensure_world", "read_source", "read_truth", "world_prefix"]
+
+
+@dataclass(frozen=True)
+class SourceTable:
+    """A loaded table and the digest that identifies its content (lineage)."""
+
+    name: str
+    frame: pd.DataFrame
+    digest: str
+
+
+def world_prefix(config: WorldConfig) -> str:
+    return f"world/{config.seed}-{config.scale}"
+
+
+def ensure_world(lake: Lake, config: WorldConfig) -> dict[str, str]:
+    """Generate and store the data world unless it is already in the lake; return digests."""
+    prefix = world_prefix(config)
+    if lake.exists(f"{prefix}/manifest"):
+        manifest = lake.read(f"{prefix}/manifest")
+        return dict(zip(manifest["table"], manifest["digest"], strict=True))
+    world = generate_world(config)
+    digests: dict[str, str] = {}
+    for name, frame in world.tables.items():
+        digests[name] = lake.write(f"{prefix}/tables/{name}", frame)
+    for name, frame in world.truth.items():
+        digests[name] = lake.write(f"{prefix}/truth/{name}", frame)
+    # The manifest goes last: its presence means the world is complete.
+    lake.write(
+        f"{prefix}/manifest",
+        pd.DataFrame({"table": list(digests), "digest": list(digests.values())}),
+    )
+    return digests
+
+
+def read_source(spec: DataSourceSpec, *, lake: Lake, world: WorldConfig) -> SourceTable:
+    """The rows a model trains on, with their content digest."""
+    if spec.table is not None:
+        digests = ensure_world(lake, world)
+        if spec.table not in digests:
+            raise DataError(
+                f"the data world has no table '{spec.table}'",
+                hint=f"use one of: {', '.join(sorted(digests))}",
+            )
+        frame = lake.read(f"{world_prefix(world)}/tables/{spec.table}")
+        return SourceTable(spec.table, frame, digests[spec.table])
+    assert spec.path is not None
+    return _read_file(spec.path, spec.format)
+
+
+def read_truth(table: str, *, lake: Lake, world: WorldConfig) -> pd.DataFrame:
+    """A truth table of the data world (for oracle metrics)."""
+    ensure_world(lake, world)
+    return lake.read(f"{world_prefix(world)}/truth/{table}")
+
+
+def _read_file(path: str, fmt: str) -> SourceTable:
+    from raycore.data.lake import frame_digest
+
+    try:
+        if fmt == "csv":
+            frame = pd.read_csv(path)
+        else:
+            frame = pd.read_parquet(path)
+    except FileNotFoundError as exc:
+        raise DataError(f"data file not found: {path}", hint="check data.path in the model spec") from exc
+    except (OSError, ValueError) as exc:
+        raise DataError(
+            f"cannot read {fmt} data at {path}: {exc}",
+            hint=f"check that the file is valid {fmt} and data.format matches",
+        ) from exc
+    return SourceTable(Path(path).stem, frame, frame_digest(frame))
+
+
+def describe_digests(digests: dict[str, str]) -> str:
+    return json.dumps(digests, sort_keys=True)

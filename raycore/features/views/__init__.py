@@ -1,0 +1,1 @@
+"""Feature view definitions, one module per business domain."""

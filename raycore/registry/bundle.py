@@ -1,0 +1,104 @@
+"""The ModelBundle: what the foundry trains, registers and serves as one unit.
+
+A bundle holds the fitted estimator, the feature view it was trained with
+(name, version, digest, raw input schema) and metadata (catalog id, task,
+metrics, data digests, code version). Training saves it; a Serve replica loads
+the same folder and predicts from raw inputs through the same feature code.
+
+Example:
+    >>> bundle = ModelBundle.load(Path("/path/to/bundle"))   # doctest: +SKIP
+    >>> bundle.predict(raw_inputs_frame)                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from raycore.errors import RegistryError
+from raycore.features import FeatureView, get_feature_view
+from raycore.models import Estimator, load_estimator
+
+__all__ = ["BundleMetadata", "ModelBundle"]
+
+log = logging.getLogger(__name__)
+BUNDLE_FILE = "bundle.json"
+ESTIMATOR_DIR = "estimator"
+
+
+@dataclass(frozen=True)
+class BundleMetadata:
+    """Everything needed to trace and serve a bundle."""
+
+    model_id: str
+    model_name: str
+    task: str
+    label: str
+    family: str
+    feature_view: str
+    feature_view_version: int
+    feature_view_digest: str
+    input_schema: list[dict[str, Any]]
+    metrics: dict[str, float] = field(default_factory=dict)
+    data_digests: dict[str, str] = field(default_factory=dict)
+    code_version: str = ""
+    run_id: str = ""
+
+
+class ModelBundle:
+    """Estimator + feature view + metadata; predicts from raw inputs."""
+
+    def __init__(self, *, estimator: Estimator, view: FeatureView, metadata: BundleMetadata) -> None:
+        self.estimator = estimator
+        self.view = view
+        self.metadata = metadata
+
+    def predict(self, raw: pd.DataFrame) -> np.ndarray:
+        """Predictions in label units from a frame of raw inputs."""
+        features = self.view.compute(raw)
+        pred = self.estimator.predict(features)
+        scale = self.view.scale(raw)
+        return pred * scale if scale is not None else pred
+
+    def save(self, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / ESTIMATOR_DIR).mkdir(exist_ok=True)
+        self.estimator.save(folder / ESTIMATOR_DIR)
+        (folder / BUNDLE_FILE).write_text(json.dumps(asdict(self.metadata), indent=2, sort_keys=True))
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path) -> ModelBundle:
+        path = folder / BUNDLE_FILE
+        try:
+            raw = json.loads(path.read_text())
+            metadata = BundleMetadata(**raw)
+        except FileNotFoundError as exc:
+            raise RegistryError(f"no model bundle at {folder}", hint="the artifact is incomplete; re-train") from exc
+        except (ValueError, TypeError) as exc:
+            raise RegistryError(
+                f"model bundle metadata at {path} is unreadable: {exc}",
+                hint="the artifact is corrupt or from an incompatible version; re-train",
+            ) from exc
+        view = get_feature_view(metadata.feature_view)
+        if view.version != metadata.feature_view_version:
+            raise RegistryError(
+                f"model '{metadata.model_name}' was trained with feature view "
+                f"{metadata.feature_view} v{metadata.feature_view_version}, the code has v{view.version}",
+                hint="re-train the model with the current feature view (serving it would skew)",
+            )
+        if view.digest() != metadata.feature_view_digest:
+            log.warning(
+                "feature view %s changed since training (digest %s -> %s); same version, re-train soon",
+                view.name,
+                metadata.feature_view_digest,
+                view.digest(),
+            )
+        estimator = load_estimator(metadata.family, folder / ESTIMATOR_DIR)
+        return cls(estimator=estimator, view=view, metadata=metadata)

@@ -1,0 +1,38 @@
+"""Specs: pydantic models of every YAML the foundry reads.
+
+This package imports no ray, torch or mlflow (a test checks it).
+"""
+
+from raycore.specs.base import FrozenSpec
+from raycore.specs.loader import load_spec, parse_spec, read_yaml_mapping
+from raycore.specs.model import (
+    AlgorithmSpec,
+    DataSourceSpec,
+    GateSpec,
+    HoldoutSpec,
+    ModelSpec,
+    MonitoringSpec,
+    OracleSpec,
+    ResourcesSpec,
+    RetrainSpec,
+    SloSpec,
+    Task,
+)
+
+__all__ = [
+    "AlgorithmSpec",
+    "DataSourceSpec",
+    "FrozenSpec",
+    "GateSpec",
+    "HoldoutSpec",
+    "ModelSpec",
+    "MonitoringSpec",
+    "OracleSpec",
+    "ResourcesSpec",
+    "RetrainSpec",
+    "SloSpec",
+    "Task",
+    "load_spec",
+    "parse_spec",
+    "read_yaml_mapping",
+]

@@ -1,0 +1,219 @@
+"""The model spec: one catalog entry, as declared in YAML.
+
+Example:
+    >>> from raycore.specs import GateSpec
+    >>> GateSpec(metric="mape", op="<=", threshold=0.15).passes(0.11)
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from raycore.specs.base import FrozenSpec
+
+__all__ = [
+    "AlgorithmSpec",
+    "DataSourceSpec",
+    "GateSpec",
+    "HoldoutSpec",
+    "ModelSpec",
+    "MonitoringSpec",
+    "OracleSpec",
+    "ResourcesSpec",
+    "RetrainSpec",
+    "SloSpec",
+    "Task",
+]
+
+Task = Literal[
+    "regression",
+    "binary",
+    "multiclass",
+    "text_classification",
+    "anomaly",
+    "clustering",
+    "forecasting",
+    "ranking",
+    "quantile_regression",
+    "count_regression",
+    "uplift",
+    "causal_regression",
+    "decision",
+]
+
+ParamValue = bool | int | float | str | list[int] | list[float] | list[str] | None
+
+
+class DataSourceSpec(FrozenSpec):
+    """Where a model's rows come from: a data-world table or a file path."""
+
+    table: str | None = Field(default=None, description="Name of a data-world table.")
+    path: str | None = Field(
+        default=None, description="A parquet/CSV file or folder, local path or filesystem URI."
+    )
+    format: Literal["parquet", "csv"] = Field(default="parquet", description="File format of path.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> DataSourceSpec:
+        if (self.table is None) == (self.path is None):
+            raise ValueError(
+                "give exactly one of 'table' (a data-world table) or 'path' (a file), "
+                f"got table={self.table!r}, path={self.path!r}"
+            )
+        return self
+
+
+class HoldoutSpec(FrozenSpec):
+    """How the evaluation holdout is cut: by time (the default) or at random."""
+
+    kind: Literal["time", "random"] = Field(default="time", description="Split by time or randomly.")
+    time_column: str | None = Field(default=None, description="Column ordering rows in time.")
+    last_periods: int | None = Field(
+        default=None, ge=1, description="Holdout = the last N distinct time values."
+    )
+    fraction: float | None = Field(
+        default=None, gt=0.0, lt=1.0, description="Holdout share of rows (random) or of time."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HoldoutSpec:
+        if self.kind == "time" and not self.time_column:
+            raise ValueError("a time holdout needs 'time_column'")
+        if (self.last_periods is None) == (self.fraction is None):
+            raise ValueError(
+                "give exactly one of 'last_periods' or 'fraction', "
+                f"got last_periods={self.last_periods!r}, fraction={self.fraction!r}"
+            )
+        return self
+
+
+class AlgorithmSpec(FrozenSpec):
+    """The learning algorithm and its default parameters."""
+
+    family: Literal["lightgbm", "xgboost", "sklearn", "torch"] = Field(
+        description="Library that fits the model."
+    )
+    objective: str = Field(description="Objective or estimator name within the family.")
+    num_boost_round: int = Field(default=200, ge=1, le=100_000, description="Boosting rounds.")
+    params: dict[str, ParamValue] = Field(
+        default_factory=dict, description="Library parameters passed through unchanged."
+    )
+
+
+class ResourcesSpec(FrozenSpec):
+    """Compute for one training run (maps onto Ray Train's ScalingConfig)."""
+
+    num_workers: int = Field(default=1, ge=1, le=1024, description="Ray Train workers.")
+    cpus_per_worker: float = Field(default=1.0, gt=0, description="CPUs reserved per worker.")
+    use_gpu: bool = Field(default=False, description="Reserve one GPU per worker.")
+
+
+class GateSpec(FrozenSpec):
+    """The quality gate a model must pass to become a registered candidate."""
+
+    metric: str = Field(description="Metric name, e.g. mape, roc_auc, r2.")
+    op: Literal["<=", ">="] = Field(description="'<=' for errors, '>=' for scores.")
+    threshold: float = Field(description="The gate value.")
+
+    @field_validator("threshold")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError(f"threshold must be a finite number, got {value!r}")
+        return value
+
+    def passes(self, value: float) -> bool:
+        """Whether a metric value passes this gate (NaN never passes)."""
+        if not math.isfinite(value):
+            return False
+        return value <= self.threshold if self.op == "<=" else value >= self.threshold
+
+    def describe(self) -> str:
+        return f"{self.metric} {self.op} {self.threshold:g}"
+
+
+class SloSpec(FrozenSpec):
+    """Serving latency objective for one row through HTTP."""
+
+    p95_ms: float = Field(gt=0, description="95th percentile latency objective in ms.")
+
+
+class RetrainSpec(FrozenSpec):
+    """Retraining cadence and whether automation is allowed."""
+
+    cadence: Literal["daily", "weekly", "monthly", "quarterly"] = Field(
+        description="Scheduled retrain cadence."
+    )
+    auto: bool = Field(default=False, description="Automatic retraining (off by default).")
+
+
+class MonitoringSpec(FrozenSpec):
+    """Drift and performance thresholds for the monitors."""
+
+    drifted_feature_share: float = Field(
+        default=0.3, gt=0, le=1, description="Share of drifted features that raises an alert."
+    )
+    metric_drop_medium: float = Field(default=0.05, gt=0, lt=1, description="MEDIUM from here.")
+    metric_drop_high: float = Field(default=0.10, gt=0, lt=1, description="HIGH from here.")
+    metric_drop_critical: float = Field(default=0.20, gt=0, lt=1, description="CRITICAL from here.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MonitoringSpec:
+        if not (self.metric_drop_medium < self.metric_drop_high < self.metric_drop_critical):
+            raise ValueError(
+                "metric drops must rise: medium < high < critical, got "
+                f"{self.metric_drop_medium} / {self.metric_drop_high} / {self.metric_drop_critical}"
+            )
+        return self
+
+
+class OracleSpec(FrozenSpec):
+    """Where the data world keeps the true expected label, to score the oracle."""
+
+    table: str = Field(description="Truth table of the data world.")
+    column: str = Field(description="Column holding the true expected label.")
+    keys: list[str] = Field(min_length=1, description="Columns joining truth to the label rows.")
+
+
+class ModelSpec(FrozenSpec):
+    """One catalog entry: everything the foundry needs to train, gate and serve a model."""
+
+    id: str = Field(pattern=r"^mdl-\d{3}$", description="Catalog id, e.g. mdl-001.")
+    name: str = Field(
+        pattern=r"^[a-z][a-z0-9_]{1,62}$",
+        description="Registered model name (lower snake case); also the serving route.",
+    )
+    wave: Literal["prod", "1", "2", "3", "4", "extra"] = Field(description="Roadmap wave.")
+    owner: str = Field(min_length=1, description="Team or person answerable for the model.")
+    description: str = Field(default="", description="What the model predicts, for whom.")
+    task: Task = Field(description="Task type; decides metrics and the estimator adapter.")
+    data: DataSourceSpec = Field(description="Where the rows come from.")
+    features: list[str] = Field(min_length=1, description="Feature view names, in order.")
+    label: str = Field(min_length=1, description="Label column.")
+    holdout: HoldoutSpec = Field(description="How the evaluation holdout is cut.")
+    oracle: OracleSpec | None = Field(
+        default=None, description="True expected label in the data world (oracle metric)."
+    )
+    algorithm: AlgorithmSpec = Field(description="Algorithm and default parameters.")
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec, description="Compute.")
+    gate: GateSpec = Field(description="Quality gate for registration.")
+    slo: SloSpec = Field(description="Serving latency objective.")
+    retrain: RetrainSpec = Field(description="Retrain cadence and automation.")
+    monitoring: MonitoringSpec = Field(
+        default_factory=MonitoringSpec, description="Monitoring thresholds."
+    )
+
+    def summary(self) -> dict[str, Any]:
+        """A flat dict for tables and MLflow tags."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "wave": self.wave,
+            "task": self.task,
+            "algorithm": f"{self.algorithm.family}:{self.algorithm.objective}",
+            "gate": self.gate.describe(),
+        }
