@@ -270,6 +270,9 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", module=r"mlflow\..*")
     for name in ("mlflow", "ray.serve", "ray.train", "ray.tune", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # MLflow warns on every pyfunc log that python models are cloudpickled; ours is a
+    # class of this installed package, so the warning says nothing actionable.
+    logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
 
 
 def main() -> None:
