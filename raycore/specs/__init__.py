@@ -4,6 +4,15 @@ This package imports no ray, torch or mlflow (a test checks it).
 """
 
 from raycore.specs.base import FrozenSpec
+from raycore.specs.dataset import (
+    ColumnSpec,
+    DatasetSpec,
+    DType,
+    ForeignKeySpec,
+    GoldJoinSpec,
+    GoldSpec,
+    QualityGateSpec,
+)
 from raycore.specs.loader import load_spec, parse_spec, read_yaml_mapping
 from raycore.specs.model import (
     AlgorithmSpec,
@@ -21,13 +30,20 @@ from raycore.specs.model import (
 
 __all__ = [
     "AlgorithmSpec",
+    "ColumnSpec",
+    "DType",
     "DataSourceSpec",
+    "DatasetSpec",
+    "ForeignKeySpec",
     "FrozenSpec",
     "GateSpec",
+    "GoldJoinSpec",
+    "GoldSpec",
     "HoldoutSpec",
     "ModelSpec",
     "MonitoringSpec",
     "OracleSpec",
+    "QualityGateSpec",
     "ResourcesSpec",
     "RetrainSpec",
     "SloSpec",
