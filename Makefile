@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast check bench clean
+.PHONY: install run test test-fast check services clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,16 @@ run: install
 	$(BIN)/foundry up
 
 ## Install, then run the whole test suite (unit, integration, end to end).
-test: install
+## redis-server is installed with apt-get where possible, for the Redis online-store
+## tests; without it those tests are skipped and say why.
+test: install services
 	$(BIN)/python -m pytest
+
+services:
+	@command -v redis-server >/dev/null 2>&1 || \
+	  { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) ; } || \
+	  echo "redis-server not available: the Redis online-store tests will be skipped"
 
 ## Only the tests that need no Ray.
 test-fast: install

@@ -5,6 +5,7 @@
     ├── SpecError                a YAML spec is malformed or invalid (names file and field)
     │   └── CatalogError         the model catalog cannot be loaded or has no such model
     ├── DataError                data is missing, malformed or fails validation
+    │   └── FeatureLookupError   a row's features cannot be assembled (unknown entity, bad input)
     ├── TrainingError            a training run failed
     │   └── GateFailedError      a trained model missed its catalog gate
     ├── RegistryError            MLflow registry state is missing or inconsistent
@@ -23,6 +24,7 @@ __all__ = [
     "CatalogError",
     "ConfigurationError",
     "DataError",
+    "FeatureLookupError",
     "GateFailedError",
     "InputValidationError",
     "RaycoreError",
@@ -97,6 +99,18 @@ class CatalogError(SpecError):
 
 class DataError(RaycoreError):
     """Data is missing, malformed or fails validation."""
+
+
+class FeatureLookupError(DataError):
+    """A row's features cannot be assembled for serving; ``row`` and ``field`` say where."""
+
+    def __init__(self, message: str, *, row: int = 0, field: str | None = None, hint: str | None = None) -> None:
+        self.row = row
+        self.field = field
+        super().__init__(message, hint=hint)
+
+    def _reduce_kwargs(self) -> dict[str, Any]:
+        return {"row": self.row, "field": self.field, "hint": self.hint}
 
 
 class TrainingError(RaycoreError):

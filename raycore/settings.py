@@ -10,6 +10,7 @@ environment variables alone (no code change):
     FOUNDRY_LAKE_URI             parquet lake root, any pyarrow filesystem URI
     FOUNDRY_SERVE_HOST/PORT      HTTP bind of the Serve app (default 127.0.0.1:8000)
     FOUNDRY_CATALOG_DIR          extra folder of catalog YAML files
+    FOUNDRY_ONLINE_STORE_URI     online feature store (default SQLite $FOUNDRY_HOME/online.db; redis://...)
 
 Example:
     >>> s = FoundrySettings.load(home="/tmp/fh")
@@ -20,12 +21,15 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from raycore.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from raycore.features.online import OnlineStore
 
 __all__ = ["FoundrySettings"]
 
@@ -54,6 +58,10 @@ class FoundrySettings(BaseSettings):
     )
     serve_host: str = Field(default="127.0.0.1", description="HTTP bind host of Ray Serve.")
     serve_port: int = Field(default=8000, ge=1, le=65535, description="HTTP port of Ray Serve.")
+    online_store_uri: str | None = Field(
+        default=None,
+        description="Online feature store: redis://host:port/db, or empty for SQLite under home.",
+    )
     catalog_dir: Path | None = Field(
         default=None, description="Extra folder of catalog YAML files (model 31 and beyond)."
     )
@@ -103,6 +111,12 @@ class FoundrySettings(BaseSettings):
     def endpoint(self) -> str:
         """Base URL of the Serve HTTP endpoint."""
         return f"http://{self.serve_host}:{self.serve_port}"
+
+    def online_store(self) -> OnlineStore:
+        """Open the configured online feature store."""
+        from raycore.features.online import open_online_store
+
+        return open_online_store(uri=self.online_store_uri, home=self.ensure_home())
 
     def ensure_home(self) -> Path:
         """Create the home folder (and fail clearly if that is not possible)."""

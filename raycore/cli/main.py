@@ -165,10 +165,13 @@ def up(
     console.print(f"endpoint: [bold]{result.endpoint}/v1/models/{result.outcome.model_name}/predict[/]")
     console.print_json(data={"inputs": result.sample_inputs})
     console.print(
-        f"sample prediction: [bold]{result.sample_prediction:,.2f}[/] (actual {result.sample_actual:,.2f}), "
-        f"model version {result.sample_version}"
+        f"sample prediction: [bold]{result.sample_prediction:,.2f}[/] from model version {result.sample_version} "
+        "(features looked up in the online store)"
     )
-    console.print(f"self-check: missing feature → HTTP {result.bad_status} naming '{result.bad_field}'")
+    console.print(
+        f"self-check: missing input → HTTP {result.bad_status} naming '{result.bad_field}'; "
+        f"unknown entity → HTTP {result.unknown_status}"
+    )
 
     catalog = _catalog()
     _print_status(settings, [s.name for s in catalog], catalog)

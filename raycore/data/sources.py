@@ -1,8 +1,10 @@
-"""Reading a model's source table: from the data world in the lake, or from a file.
+"""Reading a model's source table: the gold layer of the lake, or a file.
 
 The data world is written to the lake once per (seed, scale) under
 ``world/<seed>-<scale>/{tables,truth}/<name>`` with a manifest of content
-digests; later reads reuse it.
+digests. A model whose source is a data-world table trains on that table's
+gold version (or silver, if it has no gold spec), after the bronze → silver →
+gold run of the medallion layers; the layer version's digest is its lineage.
 """
 
 from __future__ import annotations
@@ -57,16 +59,27 @@ def ensure_world(lake: Lake, config: WorldConfig) -> dict[str, str]:
 def read_source(spec: DataSourceSpec, *, lake: Lake, world: WorldConfig) -> SourceTable:
     """The rows a model trains on, with their content digest."""
     if spec.table is not None:
-        digests = ensure_world(lake, world)
-        if spec.table not in digests:
-            raise DataError(
-                f"the data world has no table '{spec.table}'",
-                hint=f"use one of: {', '.join(sorted(digests))}",
-            )
-        frame = lake.read(f"{world_prefix(world)}/tables/{spec.table}")
-        return SourceTable(spec.table, frame, digests[spec.table])
+        return _read_layered(spec.table, lake=lake, world=world)
     assert spec.path is not None
     return _read_file(spec.path, spec.format)
+
+
+def _read_layered(table: str, *, lake: Lake, world: WorldConfig) -> SourceTable:
+    from raycore.data.layers import dataset_specs, gold_specs, load_manifest, read, run_pipeline
+
+    datasets = dataset_specs()
+    if table not in datasets:
+        raise DataError(
+            f"no dataset spec for table '{table}'",
+            hint=f"use one of: {', '.join(sorted(datasets))}, or add raycore/data/datasets/{table}.yaml",
+        )
+    layer = "gold" if table in gold_specs() else "silver"
+    if load_manifest(lake, layer, table).latest is None:
+        ensure_world(lake, world)
+        run_pipeline(lake=lake, world=world)
+    version = load_manifest(lake, layer, table).resolve(None)
+    frame = read(table, lake=lake, layer="gold" if layer == "gold" else "silver", promoted_only=True)
+    return SourceTable(f"{layer}/{table}", frame, version.digest)
 
 
 def read_truth(table: str, *, lake: Lake, world: WorldConfig) -> pd.DataFrame:

@@ -1,6 +1,42 @@
-"""Feature layer: views declared once, one transform for training and serving."""
+"""Feature layer: tables and views declared once; one transform for training and serving.
 
-from raycore.features.registry import feature_views, get_feature_view
-from raycore.features.view import FeatureView, InputField
+- ``FeatureTable``: entity features materialised from a source table, with availability times.
+- ``FeatureView``: entity keys + request inputs + tables → model features (one ``compute``).
+- ``point_in_time_join``: the training path (no value seen before it was available).
+- ``OnlineStore`` (SQLite / Redis) + ``assemble_online``: the serving path.
+"""
 
-__all__ = ["FeatureView", "InputField", "feature_views", "get_feature_view"]
+from raycore.features.assembly import assemble_online
+from raycore.features.online import (
+    OnlineStore,
+    RedisOnlineStore,
+    SqliteOnlineStore,
+    latest_rows,
+    materialize_online,
+    open_online_store,
+)
+from raycore.features.pit import point_in_time_join
+from raycore.features.registry import feature_tables, feature_views, get_feature_view
+from raycore.features.table import AVAILABLE_AT, FeatureField, FeatureTable
+from raycore.features.view import AS_OF, FeatureView, InputField, TrainingFrame
+
+__all__ = [
+    "AS_OF",
+    "AVAILABLE_AT",
+    "FeatureField",
+    "FeatureTable",
+    "FeatureView",
+    "InputField",
+    "OnlineStore",
+    "RedisOnlineStore",
+    "SqliteOnlineStore",
+    "TrainingFrame",
+    "assemble_online",
+    "feature_tables",
+    "feature_views",
+    "get_feature_view",
+    "latest_rows",
+    "materialize_online",
+    "open_online_store",
+    "point_in_time_join",
+]

@@ -1,15 +1,16 @@
 """Feature views: declared once, computed by one function in training and in serving.
 
-A view names its raw inputs (the fields a serving request carries, typed and
-bounded), and one ``transform`` that turns raw inputs into model features. The
-training set builder produces the same raw inputs from history, then calls the
-same ``compute``; the Serve replica validates a request into raw inputs and
-calls the same ``compute``. There is no second code path to drift apart.
+A view names its entity keys, the inputs a request always carries, and the
+feature tables whose latest values are looked up per entity. ``transform``
+turns those raw values into model features. Training builds raw rows with a
+point-in-time join of label rows against the feature tables; serving builds
+them from the request plus the online store. Both then call the same
+``compute``: there is no second code path to drift apart.
 
 Example:
     >>> from raycore.features import get_feature_view
     >>> view = get_feature_view("store_sales_lags")
-    >>> features = view.compute(raw_inputs_frame)   # doctest: +SKIP
+    >>> features = view.compute(raw_rows)   # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -18,59 +19,67 @@ import hashlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from raycore.errors import DataError
+from raycore.features.pit import point_in_time_join
+from raycore.features.table import FeatureField, FeatureTable
 
-__all__ = ["FeatureView", "InputField"]
+__all__ = ["AS_OF", "FeatureView", "InputField", "TrainingFrame"]
 
-Dtype = Literal["int", "float", "date"]
+AS_OF = "as_of"
+InputField = FeatureField  # a raw input is declared like a feature table field
 
 
 @dataclass(frozen=True)
-class InputField:
-    """One raw input of a feature view, as a request carries it."""
+class TrainingFrame:
+    """Raw rows ready for ``compute`` plus what was dropped on the way, and why."""
 
-    name: str
-    dtype: Dtype
-    description: str
-    ge: float | None = None
-    le: float | None = None
-
-    def as_schema(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
+    rows: pd.DataFrame
+    dropped_missing: int
+    dropped_invalid: int
 
 
 @dataclass(frozen=True)
 class FeatureView:
-    """A named, versioned set of features over raw inputs.
+    """A named, versioned set of model features over entity, request and table inputs.
 
-    ``training_rows`` builds raw inputs plus the label from a history table
-    (training only: a serving request carries the raw inputs itself).
-    ``transform`` maps a frame of raw inputs to a frame holding at least
-    ``feature_names``. ``scale_column`` optionally names a raw input by which
-    the label is divided for training and the prediction multiplied at serving
-    (a level normalisation shared by both paths).
+    ``label_rows`` builds training rows from a source table: entity keys,
+    ``as_of`` (when the prediction would have been made), the request inputs and
+    the label. ``check`` returns, per raw row, an empty string or the reason the
+    row cannot be scored (for example a horizon outside the trained range).
+    ``scale_column`` optionally names a raw input by which the label is divided
+    for training and the prediction multiplied at serving.
     """
 
     name: str
     version: int
-    entity: tuple[str, ...]
-    time_column: str
-    inputs: tuple[InputField, ...]
+    entity: tuple[FeatureField, ...]
+    request: tuple[FeatureField, ...]
+    tables: tuple[FeatureTable, ...]
     feature_names: tuple[str, ...]
     transform: Callable[[pd.DataFrame], pd.DataFrame]
+    label_rows: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+    check: Callable[[pd.DataFrame], pd.Series] | None = None
     scale_column: str | None = None
     description: str = ""
     categorical: tuple[str, ...] = field(default_factory=tuple)
-    training_rows: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+
+    @property
+    def entity_names(self) -> list[str]:
+        return [f.name for f in self.entity]
+
+    @property
+    def raw_fields(self) -> list[FeatureField]:
+        table_fields = [f for t in self.tables for f in t.fields]
+        return [*self.entity, *self.request, *table_fields]
 
     @property
     def input_names(self) -> list[str]:
-        return [f.name for f in self.inputs]
+        return [f.name for f in self.raw_fields]
 
     def coerce_inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Raw inputs in declared order and dtypes; a missing column raises DataError."""
@@ -80,20 +89,35 @@ class FeatureView:
                 f"feature view '{self.name}' is missing raw input(s): {', '.join(missing)}",
                 hint=f"provide every input of the view: {', '.join(self.input_names)}",
             )
-        out = {}
-        for f in self.inputs:
+        out: dict[str, Any] = {}
+        for f in self.raw_fields:
             col = frame[f.name]
             if f.dtype == "date":
                 out[f.name] = pd.to_datetime(col).astype("datetime64[ns]")
             elif f.dtype == "int":
                 out[f.name] = col.astype("int64")
-            else:
+            elif f.dtype == "float":
                 out[f.name] = col.astype("float64")
+            else:
+                out[f.name] = col.astype(str)
         return pd.DataFrame(out, index=frame.index)
+
+    def problems(self, raw: pd.DataFrame) -> pd.Series:
+        """Per row: '' if the row can be scored, else the reason (after dtype coercion)."""
+        if self.check is None:
+            return pd.Series("", index=raw.index)
+        return self.check(raw)
 
     def compute(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Model features from raw inputs: the one code path of training and serving."""
         raw = self.coerce_inputs(frame)
+        bad = self.problems(raw)
+        if (bad != "").any():
+            first = bad[bad != ""]
+            raise DataError(
+                f"{len(first)} row(s) cannot be scored by view '{self.name}': row {first.index[0]}: {first.iloc[0]}",
+                hint="fix the inputs named in the message",
+            )
         features = self.transform(raw)
         absent = [n for n in self.feature_names if n not in features.columns]
         if absent:
@@ -107,21 +131,57 @@ class FeatureView:
         """The per-row label scale, or None if the view does not normalise the label."""
         if self.scale_column is None:
             return None
-        return self.coerce_inputs(frame)[self.scale_column].to_numpy(dtype="float64")
+        return frame[self.scale_column].to_numpy(dtype="float64")
 
-    def digest(self) -> str:
-        """A digest of the view's definition, including the transform's source code."""
-        h = hashlib.sha256()
-        h.update(f"{self.name}:{self.version}:{self.entity}:{self.time_column}".encode())
-        h.update(repr([f.as_schema() for f in self.inputs]).encode())
-        h.update(repr(self.feature_names).encode())
-        h.update(repr(self.scale_column).encode())
-        try:
-            h.update(inspect.getsource(self.transform).encode())
-        except (OSError, TypeError):  # pragma: no cover - built-in or dynamic transform
-            h.update(repr(self.transform).encode())
-        return h.hexdigest()[:16]
+    def training_frame(self, labels: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> TrainingFrame:
+        """Point-in-time join of label rows with every feature table, then drop unscorable rows.
+
+        ``tables`` maps table name to its materialised rows. Rows whose table
+        values are missing (no value available at ``as_of``, or older than the
+        table's TTL) or that ``check`` refuses are dropped and counted.
+        """
+        rows = labels
+        for table in self.tables:
+            if table.name not in tables:
+                raise DataError(f"feature table '{table.name}' was not materialised", hint="materialise it first")
+            rows = point_in_time_join(
+                rows,
+                tables[table.name],
+                entity=list(table.entity),
+                as_of=AS_OF,
+                event_time=table.event_time,
+                ttl=table.ttl,
+                available_time="available_at",
+                columns=table.field_names,
+            )
+        table_cols = [f.name for t in self.tables for f in t.fields]
+        complete = rows[table_cols].notna().all(axis=1) if table_cols else pd.Series(True, index=rows.index)
+        rows = rows[complete]
+        raw = self.coerce_inputs(rows)
+        ok = (self.problems(raw) == "").to_numpy()
+        kept = rows[ok].reset_index(drop=True)
+        return TrainingFrame(kept, int((~complete).sum()), int((~ok).sum()))
 
     def input_schema(self) -> list[dict[str, Any]]:
-        """The raw input schema as plain dicts (stored with the model bundle)."""
-        return [f.as_schema() for f in self.inputs]
+        """Raw input schema (stored with the bundle): where each input comes from."""
+        out = [{**f.as_schema(), "source": "entity"} for f in self.entity]
+        out += [{**f.as_schema(), "source": "request"} for f in self.request]
+        for t in self.tables:
+            out += [{**f.as_schema(), "source": f"table:{t.store_name}"} for f in t.fields]
+        return out
+
+    def digest(self) -> str:
+        """A digest of the view's definition, including transform code and tables."""
+        h = hashlib.sha256()
+        h.update(f"{self.name}:{self.version}:{self.scale_column}".encode())
+        h.update(repr([f.as_schema() for f in (*self.entity, *self.request)]).encode())
+        h.update(repr(self.feature_names).encode())
+        h.update(repr([t.digest() for t in self.tables]).encode())
+        for fn in (self.transform, self.check):
+            if fn is None:
+                continue
+            try:
+                h.update(inspect.getsource(fn).encode())
+            except (OSError, TypeError):  # pragma: no cover
+                h.update(repr(fn).encode())
+        return h.hexdigest()[:16]

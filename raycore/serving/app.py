@@ -44,6 +44,9 @@ class AppArgs(BaseModel):
     alias: str = Field(default="champion", description="Registry alias each model is loaded at.")
     tracking_uri: str = Field(description="MLflow tracking/registry URI.")
     home: str = Field(default=".foundry", description="FOUNDRY_HOME of the replicas.")
+    online_store_uri: str | None = Field(
+        default=None, description="Online feature store (redis://...); empty: SQLite under home."
+    )
     max_rows: int = Field(default=MAX_ROWS, ge=1, le=1_000_000, description="Max rows per request.")
     num_replicas: int = Field(default=1, ge=1, le=64, description="Replicas of the ingress.")
     replica_cpus: float = Field(default=0.5, ge=0, le=64, description="CPUs reserved per replica.")
@@ -75,12 +78,19 @@ class FoundryServer:
         from raycore.settings import FoundrySettings
 
         self.args = AppArgs.model_validate(args)
-        settings = FoundrySettings.load(home=self.args.home, mlflow_tracking_uri=self.args.tracking_uri)
+        settings = FoundrySettings.load(
+            home=self.args.home,
+            mlflow_tracking_uri=self.args.tracking_uri,
+            online_store_uri=self.args.online_store_uri,
+        )
         store = ModelStore(settings)
+        self.online = settings.online_store()
         self.predictors: dict[str, Predictor] = {}
         for name in self.args.models:
             bundle, version = store.load_bundle(name, alias=self.args.alias)
-            self.predictors[name] = Predictor(bundle=bundle, version=version, max_rows=self.args.max_rows)
+            self.predictors[name] = Predictor(
+                bundle=bundle, version=version, online=self.online, max_rows=self.args.max_rows
+            )
             log.info("loaded %s v%s (%s)", name, version, self.args.alias)
 
     @api.get("/v2/health/live")

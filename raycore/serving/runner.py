@@ -23,7 +23,11 @@ def start_serving(*, settings: FoundrySettings, models: list[str], alias: str = 
     connect_ray(settings)
     serve.start(http_options={"host": settings.serve_host, "port": settings.serve_port})
     args = AppArgs(
-        models=models, alias=alias, tracking_uri=settings.tracking_uri, home=str(settings.home)
+        models=models,
+        alias=alias,
+        tracking_uri=settings.tracking_uri,
+        home=str(settings.home),
+        online_store_uri=settings.online_store_uri,
     )
     try:
         serve.run(build_app(args), name=APP_NAME, route_prefix="/")

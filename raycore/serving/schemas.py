@@ -1,8 +1,10 @@
 """Request validation from a model's raw input schema (Ray-free).
 
 A request body on the simple JSON route is ``{"inputs": {...}}`` for one row or
-``{"inputs": [{...}, ...]}`` for a batch; every field of the model's feature
-view must be present with the right type and within bounds. Problems come back
+``{"inputs": [{...}, ...]}`` for a batch. Entity keys and request inputs are
+required; values a feature table provides are optional (looked up in the
+online store when absent). Everything present must have the right type and
+be within bounds. Problems come back
 in FastAPI's 422 shape: ``[{"loc": ["inputs", 0, "rev_lag_1"], "msg": ..., "type": ...}]``.
 
 Example:
@@ -24,30 +26,42 @@ from raycore.errors import InputValidationError
 __all__ = ["MAX_ROWS", "RowSchema"]
 
 MAX_ROWS = 10_000
-_TYPES: dict[str, Any] = {"int": int, "float": float, "date": dt.date}
+_TYPES: dict[str, Any] = {"int": int, "float": float, "date": dt.date, "str": str}
 
 
 class RowSchema:
     """Validates request rows against a model's declared raw inputs."""
 
-    def __init__(self, row_model: type[BaseModel], names: list[str], max_rows: int = MAX_ROWS) -> None:
+    def __init__(
+        self, row_model: type[BaseModel], names: list[str], required: list[str], max_rows: int = MAX_ROWS
+    ) -> None:
         self.row_model = row_model
         self.names = names
+        self.required = required
         self.max_rows = max_rows
 
     @classmethod
     def from_input_schema(cls, schema: list[dict[str, Any]], *, max_rows: int = MAX_ROWS) -> RowSchema:
         fields: dict[str, Any] = {}
+        required: list[str] = []
         for f in schema:
             constraints = {k: f[k] for k in ("ge", "le") if f.get(k) is not None}
             py_type = _TYPES[f["dtype"]]
-            fields[f["name"]] = (py_type, Field(..., description=f.get("description", ""), **constraints))
+            # Inputs a feature table provides are optional: the online store fills them in.
+            if str(f.get("source", "request")).startswith("table:"):
+                fields[f["name"]] = (
+                    py_type | None,
+                    Field(default=None, description=f.get("description", ""), **constraints),
+                )
+            else:
+                required.append(f["name"])
+                fields[f["name"]] = (py_type, Field(..., description=f.get("description", ""), **constraints))
         model = create_model(  # type: ignore[call-overload]
             "InputRow",
             __config__=ConfigDict(extra="forbid", strict=False, allow_inf_nan=False),
             **fields,
         )
-        return cls(model, [f["name"] for f in schema], max_rows)
+        return cls(model, [f["name"] for f in schema], required, max_rows)
 
     def json_schema(self) -> dict[str, Any]:
         return self.row_model.model_json_schema()
@@ -101,6 +115,6 @@ class RowSchema:
             raise InputValidationError(
                 f"invalid input at {'.'.join(map(str, first['loc']))}: {first['msg']}",
                 errors=errors,
-                hint=f"each row needs: {', '.join(self.names)}",
+                hint=f"each row needs: {', '.join(self.required)}",
             )
         return pd.DataFrame.from_records(records, columns=self.names)

@@ -24,8 +24,9 @@ import raycore
 from raycore.data.lake import Lake, frame_digest
 from raycore.data.sources import read_source, read_truth
 from raycore.data.world import WorldConfig
-from raycore.errors import GateFailedError, SpecError
+from raycore.errors import DataError, GateFailedError, SpecError
 from raycore.features import FeatureView, get_feature_view
+from raycore.features.online import OnlineStore, materialize_online
 from raycore.models import LightGBMEstimator
 from raycore.registry import BundleMetadata, ModelBundle, ModelStore
 from raycore.runtime import connect_ray
@@ -35,7 +36,7 @@ from raycore.training.holdout import split_holdout
 from raycore.training.metrics import compute_metric
 from raycore.training.ray_lightgbm import LABEL_COLUMN, fit_lightgbm
 
-__all__ = ["TrainOutcome", "train_model"]
+__all__ = ["BuiltRows", "TrainOutcome", "build_training_rows", "materialize_tables", "train_model"]
 
 Progress = Callable[[str], None]
 
@@ -99,9 +100,12 @@ def train_model(
     say("loading data")
     lake = Lake(settings.lake)
     source = read_source(spec.data, lake=lake, world=world)
-    rows = _label_rows(spec, view, source.frame)
-    oracle_col = None
     data_digests = {source.name: source.digest}
+    say("building features (point-in-time join)")
+    built = build_training_rows(spec, view, source.frame)
+    rows = built.rows
+    data_digests.update({f"feature_table.{k}": v for k, v in built.table_digests.items()})
+    oracle_col = None
     if spec.oracle is not None:
         truth = read_truth(spec.oracle.table, lake=lake, world=world)
         oracle_col = "__oracle__"
@@ -110,7 +114,7 @@ def train_model(
         data_digests[spec.oracle.table] = frame_digest(truth)
 
     train_rows, holdout_rows = split_holdout(rows, spec.holdout)
-    say(f"building features ({len(train_rows):,} train / {len(holdout_rows):,} holdout rows)")
+    say(f"computing features ({len(train_rows):,} train / {len(holdout_rows):,} holdout rows)")
     x_train = view.compute(train_rows)
     y_train = train_rows[spec.label].to_numpy(dtype="float64")
     scale = view.scale(train_rows)
@@ -163,11 +167,23 @@ def train_model(
     )
     passed = spec.gate.passes(metric)
 
-    say("logging to MLflow")
-    store = ModelStore(settings)
-    metrics = {f"holdout_{spec.gate.metric}": metric, "train_seconds": fit_seconds}
+    metrics = {
+        f"holdout_{spec.gate.metric}": metric,
+        "train_seconds": fit_seconds,
+        "rows_dropped_no_features": float(built.dropped_missing),
+        "rows_dropped_invalid": float(built.dropped_invalid),
+    }
+    say("materialising online features")
+    online = settings.online_store()
+    try:
+        for table, rows_count in materialize_tables(view, built, store=online).items():
+            metrics[f"online_rows.{table}"] = float(rows_count)
+    finally:
+        online.close()
     if oracle is not None:
         metrics[f"oracle_{spec.gate.metric}"] = oracle
+    say("logging to MLflow")
+    store = ModelStore(settings)
     run_id, model_uri = _log_run(
         store=store, spec=spec, bundle=bundle, metrics=metrics, params=params,
         holdout_rows=holdout_rows, passed=passed, run_name=run_name,
@@ -219,21 +235,54 @@ def _single_view(spec: ModelSpec) -> FeatureView:
             hint="list exactly one feature view",
         )
     view = get_feature_view(spec.features[0])
-    if view.training_rows is None:
+    if view.label_rows is None:
         raise SpecError(f"feature view '{view.name}' cannot build training rows", field="features")
     return view
 
 
-def _label_rows(spec: ModelSpec, view: FeatureView, source: pd.DataFrame) -> pd.DataFrame:
-    assert view.training_rows is not None
-    rows = view.training_rows(source)
-    if spec.label not in rows.columns:
+@dataclass(frozen=True)
+class BuiltRows:
+    """Training rows of a model and the lineage of the feature tables behind them."""
+
+    rows: pd.DataFrame
+    table_digests: dict[str, str]
+    dropped_missing: int
+    dropped_invalid: int
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+def materialize_tables(view: FeatureView, built: BuiltRows, *, store: OnlineStore) -> dict[str, int]:
+    """Write each feature table's latest rows per entity to the online store."""
+    return {
+        table.store_name: materialize_online(table, built.tables[table.name], store=store)
+        for table in view.tables
+    }
+
+
+def build_training_rows(spec: ModelSpec, view: FeatureView, source: pd.DataFrame) -> BuiltRows:
+    """Label rows point-in-time joined with the view's feature tables (the batch path)."""
+    assert view.label_rows is not None
+    labels = view.label_rows(source)
+    if spec.label not in labels.columns:
         raise SpecError(
             f"label '{spec.label}' is not produced by feature view '{view.name}'",
             field="label",
-            hint=f"columns available: {', '.join(rows.columns)}",
+            hint=f"columns available: {', '.join(labels.columns)}",
         )
-    return rows
+    tables = {}
+    digests = {}
+    for table in view.tables:
+        materialized = table.materialize(source)
+        tables[table.name] = materialized
+        digests[table.store_name] = f"{table.digest()}:{frame_digest(materialized)}"
+    built = view.training_frame(labels, tables)
+    if built.rows.empty:
+        raise DataError(
+            f"no training rows left for {spec.id} after the point-in-time join "
+            f"({built.dropped_missing} without features, {built.dropped_invalid} refused by the view)",
+            hint="check the source table's time range and the feature tables' TTL",
+        )
+    return BuiltRows(built.rows, digests, built.dropped_missing, built.dropped_invalid, tables)
 
 
 def _log_run(
@@ -256,7 +305,8 @@ def _log_run(
 
     from raycore.registry.pyfunc import BUNDLE_ARTIFACT, BundlePythonModel
 
-    example = holdout_rows[bundle.view.input_names].head(5).reset_index(drop=True)
+    # The signature carries the view's declared dtypes, not whatever the join left behind.
+    example = bundle.view.coerce_inputs(holdout_rows.head(5).reset_index(drop=True))
     signature = infer_signature(example, np.asarray(bundle.predict(example)))
     with mlflow.start_run(experiment_id=store.experiment_id(spec.name), run_name=run_name) as run:
         mlflow.log_params({f"algo.{k}": v for k, v in params.items()})

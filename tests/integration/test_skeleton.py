@@ -8,14 +8,12 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
 
 from raycore.catalog import load_catalog
-from raycore.data.lake import Lake
-from raycore.data.sources import read_source
-from raycore.data.world import WorldConfig
 from raycore.errors import ConfigurationError
-from raycore.features import get_feature_view
+from raycore.features import assemble_online
 from raycore.settings import FoundrySettings
 from raycore.training.pipeline import TrainOutcome, train_model
 from tests.conftest import free_port
@@ -45,13 +43,20 @@ def endpoint(trained: TrainOutcome, settings: FoundrySettings) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def sample_rows(settings: FoundrySettings) -> list[dict[str, Any]]:
-    view = get_feature_view(SPEC.features[0])
-    assert view.training_rows is not None
-    rows = view.training_rows(read_source(SPEC.data, lake=Lake(settings.lake), world=WorldConfig()).frame)
-    tail = rows.tail(20)[view.input_names].copy()
-    tail["week_start"] = tail["week_start"].dt.strftime("%Y-%m-%d")
-    return tail.to_dict("records")
+def sample_rows(trained: TrainOutcome, settings: FoundrySettings) -> list[dict[str, Any]]:
+    """Requests as a client sends them: store, target week, promotion flag."""
+    store = settings.online_store()
+    try:
+        rows = []
+        for store_id in range(1, 21):
+            found = store.read("store_weekly_stats_v1", [(store_id,)])[0]
+            assert found is not None, f"store {store_id} was not materialised"
+            origin = pd.Timestamp(found["origin_week"])
+            week = origin + pd.Timedelta(weeks=1 + store_id % 4)
+            rows.append({"store_id": store_id, "week_start": week.date().isoformat(), "on_promo": store_id % 2})
+        return rows
+    finally:
+        store.close()
 
 
 def test_trains_through_ray_passes_gate_and_becomes_champion(trained: TrainOutcome, settings: FoundrySettings) -> None:
@@ -67,7 +72,10 @@ def test_trains_through_ray_passes_gate_and_becomes_champion(trained: TrainOutco
     assert run.data.tags["catalog_id"] == "mdl-001"
     assert run.data.tags["gate_passed"] == "true"
     assert run.data.params["num_workers"] == "2"
-    assert any(k.startswith("data_digest.") for k in run.data.tags)
+    # lineage: the gold snapshot and the feature table it was trained on
+    assert len(run.data.tags["data_digest.gold/store_sales_weekly"]) == 16
+    assert run.data.tags["data_digest.feature_table.store_weekly_stats_v1"]
+    assert run.data.metrics["online_rows.store_weekly_stats_v1"] == 40
     (event,) = store.audit.history(SPEC.name)
     assert event.alias == "champion" and event.version == "1" and event.previous is None
     # Ray Train left its checkpoint under FOUNDRY_HOME
@@ -83,8 +91,9 @@ def test_mlflow_pyfunc_and_bundle_predict_the_same(
     from raycore.registry.store import ModelStore
 
     bundle, _ = ModelStore(settings).load_bundle(SPEC.name, alias="champion")
-    frame = pd.DataFrame(sample_rows)
-    frame["week_start"] = pd.to_datetime(frame["week_start"])
+    store = settings.online_store()
+    frame = assemble_online(bundle.view, pd.DataFrame(sample_rows), online=store)
+    store.close()
     pyfunc = mlflow.pyfunc.load_model(f"models:/{SPEC.name}@champion")
     np.testing.assert_allclose(np.asarray(pyfunc.predict(frame)), bundle.predict(frame), rtol=1e-12)
 
@@ -102,7 +111,9 @@ def test_http_prediction_names_version_and_matches_in_process(
     body = r.json()
     assert body["model_version"] == "1" and body["request_id"] == "abc"
     bundle, _ = ModelStore(settings).load_bundle(SPEC.name, alias="champion")
-    expected = bundle.predict(pd.DataFrame(sample_rows))
+    store = settings.online_store()
+    expected = bundle.predict(assemble_online(bundle.view, pd.DataFrame(sample_rows), online=store))
+    store.close()
     np.testing.assert_allclose(body["predictions"], expected, rtol=1e-9)
     one = httpx.post(url, json={"inputs": sample_rows[0]}, timeout=30).json()
     assert one["predictions"] == pytest.approx([expected[0]], rel=1e-9)
@@ -111,13 +122,19 @@ def test_http_prediction_names_version_and_matches_in_process(
 def test_bad_requests_get_4xx_and_the_replica_keeps_serving(endpoint: str, sample_rows: list[dict[str, Any]]) -> None:
     url = f"{endpoint}/v1/models/{SPEC.name}/predict"
     row = dict(sample_rows[0])
-    del row["rev_mean_13"]
+    del row["on_promo"]
     r = httpx.post(url, json={"inputs": row}, timeout=30)
     assert r.status_code == 422
-    assert r.json()["detail"][0]["loc"][-1] == "rev_mean_13"
-    assert "rev_mean_13" in r.json()["error"]
+    assert r.json()["detail"][0]["loc"][-1] == "on_promo"
+    assert "on_promo" in r.json()["error"]
+    unknown = httpx.post(url, json={"inputs": [sample_rows[0], {**sample_rows[0], "store_id": 4242}]}, timeout=30)
+    assert unknown.status_code == 422
+    assert unknown.json()["detail"][0]["loc"] == ["body", "inputs", 1, "store_id"]
+    assert "store_id=4242" in unknown.json()["error"]
+    far = httpx.post(url, json={"inputs": {**sample_rows[0], "week_start": "2030-01-07"}}, timeout=30)
+    assert far.status_code == 422 and "origin_week" in far.json()["error"]
     assert httpx.post(url, content=b"{oops", timeout=30).status_code == 400
-    assert httpx.post(url, json={"inputs": {**sample_rows[0], "horizon": "x"}}, timeout=30).status_code == 422
+    assert httpx.post(url, json={"inputs": {**sample_rows[0], "on_promo": "x"}}, timeout=30).status_code == 422
     assert httpx.post(f"{endpoint}/v1/models/nope/predict", json={"inputs": row}, timeout=30).status_code == 404
     again = httpx.post(url, json={"inputs": sample_rows[0]}, timeout=30)
     assert again.status_code == 200

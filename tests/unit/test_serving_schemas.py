@@ -12,9 +12,10 @@ from raycore.serving.schemas import RowSchema
 
 SCHEMA = RowSchema.from_input_schema(get_feature_view("store_sales_lags").input_schema(), max_rows=5)
 ROW: dict[str, Any] = {
-    "store_id": 3, "week_start": "2025-12-01", "horizon": 1, "on_promo": 0,
+    "store_id": 3, "week_start": "2025-12-01", "on_promo": 0, "origin_week": "2025-11-24",
     "rev_lag_1": 50000.0, "rev_lag_2": 48000, "rev_lag_3": 51000, "rev_lag_4": 47000,
-    "rev_mean_13": 49000, "promo_weeks_13": 2, "rev_lag_52": 52000,
+    "rev_mean_13": 49000, "promo_weeks_13": 2, "rev_ly_1": 52000, "rev_ly_2": 52000,
+    "rev_ly_3": 52000, "rev_ly_4": 52000,
 }
 
 
@@ -30,21 +31,30 @@ def test_single_row_and_batch() -> None:
     assert list(frame.columns) == SCHEMA.names and len(frame) == 2
 
 
-def test_missing_feature_is_named() -> None:
-    row = {k: v for k, v in ROW.items() if k != "rev_lag_1"}
+def test_missing_required_input_is_named() -> None:
+    row = {k: v for k, v in ROW.items() if k != "on_promo"}
     (err,) = errors_of({"inputs": [ROW, row]})
-    assert err["loc"] == ["body", "inputs", 1, "rev_lag_1"] and err["type"] == "missing"
+    assert err["loc"] == ["body", "inputs", 1, "on_promo"] and err["type"] == "missing"
+
+
+def test_feature_table_values_are_optional_but_typed() -> None:
+    """The online store fills them in; when sent, they are validated like any input."""
+    assert SCHEMA.required == ["store_id", "week_start", "on_promo"]
+    frame = SCHEMA.parse({"inputs": {"store_id": 1, "week_start": "2025-12-29", "on_promo": 1}})
+    assert frame.loc[0, "rev_lag_1"] is None
+    (err,) = errors_of({"inputs": {**ROW, "rev_lag_1": -5}})
+    assert err["loc"][-1] == "rev_lag_1" and err["type"] == "greater_than_equal"
 
 
 @pytest.mark.parametrize(
     ("field", "value", "kind"),
     [
         ("rev_lag_1", "abc", "float_parsing"),
-        ("horizon", 9, "less_than_equal"),
+        ("promo_weeks_13", 14, "less_than_equal"),
         ("on_promo", -1, "greater_than_equal"),
         ("week_start", "not-a-date", "date_from_datetime_parsing"),
         ("store_id", 1.5, "int_from_float"),
-        ("rev_lag_2", None, "float_type"),
+        ("on_promo", None, "int_type"),
     ],
 )
 def test_wrong_values_are_named(field: str, value: Any, kind: str) -> None:
