@@ -16,9 +16,27 @@ Scale = Literal["small", "medium", "large"]
 
 # Sizes per scale. `small` generates in seconds; `large` reaches >= 10M rows across tables.
 SCALES: dict[str, dict[str, int]] = {
-    "small": {"n_regions": 6, "n_stores": 40, "n_weeks": 156},
-    "medium": {"n_regions": 8, "n_stores": 400, "n_weeks": 208},
-    "large": {"n_regions": 12, "n_stores": 4000, "n_weeks": 260},
+    "small": {
+        "n_regions": 6, "n_stores": 40, "n_weeks": 156,
+        "n_customers": 4_000, "n_products": 400, "n_inventory_products": 40, "n_inventory_stores": 40,
+        "n_offer_sessions": 8_000, "n_journeys": 20_000, "n_campaigns": 2_000, "n_suppliers": 150,
+        "n_lines": 12, "n_delivery_runs": 3_000, "n_applications": 20_000, "n_instruments": 8,
+        "n_hosts": 12, "n_metric_days": 14,
+    },
+    "medium": {
+        "n_regions": 8, "n_stores": 400, "n_weeks": 208,
+        "n_customers": 40_000, "n_products": 800, "n_inventory_products": 60, "n_inventory_stores": 150,
+        "n_offer_sessions": 80_000, "n_journeys": 150_000, "n_campaigns": 3_000, "n_suppliers": 400,
+        "n_lines": 40, "n_delivery_runs": 20_000, "n_applications": 150_000, "n_instruments": 16,
+        "n_hosts": 48, "n_metric_days": 21,
+    },
+    "large": {
+        "n_regions": 12, "n_stores": 4000, "n_weeks": 260,
+        "n_customers": 100_000, "n_products": 2_000, "n_inventory_products": 100, "n_inventory_stores": 200,
+        "n_offer_sessions": 400_000, "n_journeys": 800_000, "n_campaigns": 10_000, "n_suppliers": 1_200,
+        "n_lines": 120, "n_delivery_runs": 100_000, "n_applications": 800_000, "n_instruments": 40,
+        "n_hosts": 160, "n_metric_days": 28,
+    },
 }
 
 
