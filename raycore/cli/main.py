@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from raycore.cli.data_cmds import data_app
 from raycore.errors import ConfigurationError, RaycoreError, SpecError
 from raycore.settings import FoundrySettings
 
@@ -25,6 +26,7 @@ __all__ = ["app", "main"]
 app = typer.Typer(help="Data Foundry: train, register, serve and watch the model catalog on Ray.", no_args_is_help=True)
 catalog_app = typer.Typer(help="The model catalog.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(data_app, name="data")
 console = Console()
 err_console = Console(stderr=True)
 

@@ -74,6 +74,24 @@ def test_ray_and_pandas_paths_write_identical_layers(ray_session: None, tmp_path
     assert table.passed  # 40 bad rows of 6,248 is within the 95% gate
 
 
+def test_gold_built_during_refine_is_kept_only_when_silver_matches(
+    ray_session: None, tmp_path: Path, exports: dict[str, Path]
+) -> None:
+    """On Ray, gold is built while refine checks the key rules; the guess must leave no trace."""
+    clean = {**exports, "store_sales_weekly": exports["regions"].parent / "clean_sales.csv"}
+    generate_world(WorldConfig(scale="small")).tables["store_sales_weekly"].to_csv(clean["store_sales_weekly"], index=False)
+    for name, sources in (("clean", clean), ("defects", exports)):
+        ray_lake, pandas_lake = tmp_path / f"{name}-ray", tmp_path / f"{name}-pandas"
+        built = run_pipeline(lake=ray_lake, sources=sources, engine="ray", raise_on_gate=False).gold["store_sales_weekly"]
+        run_pipeline(lake=pandas_lake, sources=sources, engine="pandas", raise_on_gate=False)
+        assert built.engine == "ray" and not built.skipped
+        gold = read("store_sales_weekly", lake=ray_lake, layer="gold")
+        pd.testing.assert_frame_equal(gold, read("store_sales_weekly", lake=pandas_lake, layer="gold"))
+        # One build folder: the committed one (a discarded guess is deleted).
+        builds = [p.name for p in (ray_lake / "gold" / "store_sales_weekly").iterdir()]
+        assert len(builds) == 1, (name, builds)
+
+
 def test_a_corrupt_file_in_a_ray_batch_fails_clearly_and_keeps_earlier_data(
     ray_session: None, tmp_path: Path, exports: dict[str, Path]
 ) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -45,7 +45,7 @@ from raycore.data.layers.snapshots import LakeLike, Part, as_lake, commit, load_
 from raycore.errors import DataError
 from raycore.specs.dataset import DatasetSpec
 
-__all__ = ["METADATA_COLUMNS", "IngestResult", "ingest", "ingest_many"]
+__all__ = ["METADATA_COLUMNS", "AfterWrite", "IngestResult", "PartHook", "ingest", "ingest_batches", "ingest_many"]
 
 METADATA_COLUMNS = ("_source", "_batch_id", "_ingested_at", "_row_number")
 INGESTED_AT_TYPE = pa.timestamp("ns", tz="UTC")
@@ -120,6 +120,41 @@ def ingest_many(
     Example:
         >>> ingest_many(specs, lake="/tmp/lake", sources={"stores": "stores.csv"})  # doctest: +SKIP
     """
+    results, _ = ingest_batches(
+        specs, lake=lake, sources=sources, engine=engine, filesystem=filesystem, retry=retry, world=world
+    )
+    return results
+
+
+@dataclass(frozen=True)
+class AfterWrite:
+    """What a :data:`PartHook` returned for the parts of one new batch, by part index."""
+
+    batch_id: str
+    engine: str
+    parts: dict[int, list[dict[str, Any]]]
+
+
+# Runs on each new bronze part right after it is written, in the same task (the
+# pipeline refines there): (spec, batch id, part index, part path, part as written) -> summaries.
+PartHook = Callable[[DatasetSpec, str, int, str, pa.Table], list[dict[str, Any]]]
+
+
+def ingest_batches(
+    specs: Sequence[DatasetSpec],
+    *,
+    lake: LakeLike,
+    sources: Mapping[str, SourceLike] | None = None,
+    engine: Engine = "auto",
+    filesystem: pafs.FileSystem | None = None,
+    retry: RetryPolicy | None = None,
+    world: Any = None,
+    after_write: PartHook | None = None,
+) -> tuple[dict[str, IngestResult], dict[str, AfterWrite]]:
+    """:func:`ingest_many`, and ``after_write`` on every new part in the same pass.
+
+    Returns the ingest results and, per dataset with a new batch, the hook's summaries.
+    """
     the_lake = as_lake(lake)
     retry = retry or RetryPolicy()
     sources = sources or {}
@@ -132,35 +167,52 @@ def ingest_many(
         else:
             plans.append(planned)
     files = [(k, i) for k, plan in enumerate(plans) for i in range(len(plan.inputs.files))]
-    chosen = resolve_engine(engine, input_bytes=sum(p.inputs.total_bytes() for p in plans))
+    sizes = [_file_size(plans[k].inputs.files[i]) for k, i in files]
+    frames = sum(p.inputs.total_bytes() for p in plans if p.inputs.frame is not None)
+    chosen = resolve_engine(engine, input_bytes=sum(sizes) + frames)
     summaries: list[list[dict[str, Any]]] = [[] for _ in plans]
+    hooked: list[dict[int, list[dict[str, Any]]]] = [{} for _ in plans]
     try:
         for k, plan in enumerate(plans):
             if plan.inputs.frame is not None:
-                summaries[k] = plan.writer.write(0, frame_to_arrow(plan.inputs.frame), plan.inputs.frame_name)
+                summary, table = plan.writer.write(0, frame_to_arrow(plan.inputs.frame), plan.inputs.frame_name)
+                summaries[k] = [summary]
+                if after_write is not None:
+                    hooked[k][0] = after_write(plan.writer.spec, plan.writer.batch_id, 0, summary["path"], table)
         # Only writers and file lists travel to Ray tasks, not in-memory frames.
         writers = [p.writer for p in plans]
         file_lists = [p.inputs.files for p in plans]
-        done = run_items(
-            lambda item: [
-                {**s, "plan": int(item["plan"])}
-                for s in writers[int(item["plan"])].write_file(
-                    int(item["index"]), file_lists[int(item["plan"])][int(item["index"])]
-                )
-            ],
-            [{"plan": k, "index": i} for k, i in files],
-            engine=chosen,
-        )
+
+        def write_part(item: dict[str, Any]) -> list[dict[str, Any]]:
+            k, i = int(item["plan"]), int(item["index"])
+            summary, table = writers[k].write_file(i, file_lists[k][i])
+            out = [{**summary, "plan": k}]
+            if after_write is not None:
+                spec, batch_id = writers[k].spec, writers[k].batch_id
+                out += [{"after": s, "plan": k, "index": i} for s in after_write(spec, batch_id, i, summary["path"], table)]
+            return out
+
+        done = run_items(write_part, [{"plan": k, "index": i} for k, i in files], engine=chosen, weights=sizes)
     except BaseException:
         for plan in plans:
             the_lake.delete_dir(plan.writer.batch_dir)  # nothing of a failed batch is kept
         raise
     for s in done:
-        summaries[s["plan"]].append(s)
+        if "after" in s:
+            hooked[s["plan"]].setdefault(s["index"], []).append(s["after"])
+        else:
+            summaries[s["plan"]].append(s)
+    after: dict[str, AfterWrite] = {}
     for k, plan in enumerate(plans):
         used = "pandas" if plan.inputs.frame is not None else chosen
         results[plan.writer.spec.name] = _commit(the_lake, plan, summaries[k], engine=used)
-    return {spec.name: results[spec.name] for spec in specs}
+        if after_write is not None:
+            after[plan.writer.spec.name] = AfterWrite(plan.writer.batch_id, used, hooked[k])
+    return {spec.name: results[spec.name] for spec in specs}, after
+
+
+def _file_size(file: InputFile) -> int:
+    return file.filesystem.get_file_info(file.path).size or 0
 
 
 @dataclass(frozen=True)
@@ -245,12 +297,14 @@ class _PartWriter:
     def batch_dir(self) -> str:
         return f"bronze/{self.spec.name}/_batch_id={self.batch_id}"
 
-    def write_file(self, index: int, file: InputFile) -> list[dict[str, Any]]:
+    def write_file(self, index: int, file: InputFile) -> tuple[dict[str, Any], pa.Table]:
+        """Parse and write one input file; the summary and the part as written."""
         data = file.read_bytes(self.retry)
         typed = [c.name for c in self.spec.columns if c.dtype != "str"]
         return self.write(index, parse_file(data, fmt=file.format, name=file.name, typed_columns=typed), file.name)
 
-    def write(self, index: int, table: pa.Table, name: str) -> list[dict[str, Any]]:
+    def write(self, index: int, table: pa.Table, name: str) -> tuple[dict[str, Any], pa.Table]:
+        """Write one part; the summary and the part as written (with the metadata columns)."""
         reserved = [c for c in table.column_names if c in METADATA_COLUMNS]
         if reserved:
             raise DataError(
@@ -267,4 +321,4 @@ class _PartWriter:
         )
         path = f"{self.batch_dir}/part-{index:05d}.parquet"
         self.lake.write_arrow(path, table)
-        return [{"path": path, "rows": n, "digest": frame_digest(table.to_pandas())}]
+        return {"path": path, "rows": n, "digest": frame_digest(table.to_pandas())}, table

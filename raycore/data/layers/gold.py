@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,11 +27,29 @@ import pyarrow as pa
 from raycore.data.lake import Lake, frame_digest
 from raycore.data.layers.engine import Engine, resolve_engine, run_items
 from raycore.data.layers.registry import gold_spec
-from raycore.data.layers.snapshots import LakeLike, Part, as_lake, commit, load_manifest, read_parts
+from raycore.data.layers.snapshots import (
+    LakeLike,
+    Part,
+    Version,
+    as_lake,
+    commit,
+    load_manifest,
+    read_parts,
+)
 from raycore.errors import DataError
 from raycore.specs.dataset import GoldSpec
 
-__all__ = ["GoldResult", "build_gold"]
+__all__ = [
+    "GoldBuild",
+    "GoldResult",
+    "build_gold",
+    "check_gold_grain",
+    "commit_gold",
+    "discard_gold",
+    "inputs_digest",
+    "promoted_parts",
+    "write_gold",
+]
 
 
 @dataclass(frozen=True)
@@ -58,33 +77,91 @@ def build_gold(spec: GoldSpec | str, *, lake: LakeLike, engine: Engine = "auto")
     """
     gold = gold_spec(spec) if isinstance(spec, str) else spec
     the_lake = as_lake(lake)
-    base = _promoted(the_lake, gold.base, role=f"base of gold '{gold.name}'")
-    dims = []
-    digests = {gold.base: [p.digest for p in base]}
-    for join in gold.joins:
-        parts = _promoted(the_lake, join.dataset, role=f"joined into gold '{gold.name}'")
-        digests[join.dataset] = [p.digest for p in parts]
-        dims.append(_dimension(read_parts(the_lake, parts), join.dataset, join.keys, join.columns))
-    inputs = hashlib.sha256(json.dumps([gold.model_dump(mode="json"), digests], sort_keys=True).encode()).hexdigest()[:16]
-    previous = load_manifest(the_lake, "gold", gold.name).latest
-    if previous is not None and previous.meta.get("inputs") == inputs:
-        return GoldResult(gold.name, previous.version, previous.digest, previous.rows, True, "none")
+    return commit_gold(the_lake, write_gold(gold, lake=the_lake, silver=promoted_parts(the_lake, gold), engine=engine))
 
-    keys = read_parts(the_lake, base, columns=[*gold.entity, gold.time])
-    _check_grain(keys, gold)
-    fs, _ = the_lake.filesystem()
-    chosen = resolve_engine(engine, input_bytes=sum(fs.get_file_info(the_lake.file(p.path)).size or 0 for p in base))
-    writer = _GoldWriter(gold=gold, lake=the_lake, build=inputs, dims=tuple(dims))
+
+@dataclass(frozen=True)
+class GoldBuild:
+    """Gold parts written but not yet committed; ``previous`` is set when the inputs are unchanged."""
+
+    gold: GoldSpec
+    inputs: str
+    parts: tuple[Part, ...]
+    engine: str
+    previous: Version | None = None
+
+
+def promoted_parts(lake: Lake, gold: GoldSpec) -> dict[str, list[Part]]:
+    """The promoted silver parts of every dataset a gold table reads, from the manifests."""
+    out = {gold.base: _promoted(lake, gold.base, role=f"base of gold '{gold.name}'")}
+    for join in gold.joins:
+        out[join.dataset] = _promoted(lake, join.dataset, role=f"joined into gold '{gold.name}'")
+    return out
+
+
+def inputs_digest(gold: GoldSpec, silver: Mapping[str, Sequence[Part]]) -> str:
+    """What a gold version is built from: its spec and its input parts' digests, in order."""
+    digests = {name: [p.digest for p in silver[name]] for name in gold.depends_on}
+    return hashlib.sha256(json.dumps([gold.model_dump(mode="json"), digests], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def write_gold(
+    gold: GoldSpec,
+    *,
+    lake: Lake,
+    silver: Mapping[str, Sequence[Part]],
+    engine: Engine,
+    check_grain: bool = True,
+) -> GoldBuild:
+    """Write the gold parts built from ``silver`` (promoted parts per dataset); commit nothing.
+
+    ``check_grain=False`` leaves :func:`check_gold_grain` to the caller.
+    """
+    base = list(silver[gold.base])
+    inputs = inputs_digest(gold, silver)
+    previous = load_manifest(lake, "gold", gold.name).latest
+    if previous is not None and previous.meta.get("inputs") == inputs:
+        return GoldBuild(gold, inputs, previous.parts, "none", previous)
+    dims = tuple(
+        _dimension(read_parts(lake, list(silver[join.dataset])), join.dataset, join.keys, join.columns)
+        for join in gold.joins
+    )
+    if check_grain:
+        check_gold_grain(lake, gold, silver)
+    fs, _ = lake.filesystem()
+    sizes = [fs.get_file_info(lake.file(p.path)).size or 0 for p in base]
+    chosen = resolve_engine(engine, input_bytes=sum(sizes))
+    writer = _GoldWriter(gold=gold, lake=lake, build=inputs, dims=dims)
     summaries = run_items(
         lambda item: writer.build_part(int(item["index"]), base[int(item["index"])].path),
         [{"index": i} for i in range(len(base))],
         engine=chosen,
+        weights=sizes,
     )
-    parts = [Part(s["path"], s["rows"], s["digest"]) for s in summaries]
+    return GoldBuild(gold, inputs, tuple(Part(s["path"], s["rows"], s["digest"]) for s in summaries), chosen)
+
+
+def check_gold_grain(lake: Lake, gold: GoldSpec, silver: Mapping[str, Sequence[Part]]) -> None:
+    """Raise unless the base parts hold one row per entity and time."""
+    _check_grain(read_parts(lake, list(silver[gold.base]), columns=[*gold.entity, gold.time]), gold)
+
+
+def commit_gold(lake: Lake, build: GoldBuild) -> GoldResult:
+    """Record a written build as the gold table's new version (nothing to do if unchanged)."""
+    gold, previous = build.gold, build.previous
+    if previous is not None:
+        return GoldResult(gold.name, previous.version, previous.digest, previous.rows, True, "none")
     version = commit(
-        the_lake, "gold", gold.name, parts, mode="replace", note=f"build from {sorted(digests)}", meta={"inputs": inputs}
+        lake, "gold", gold.name, list(build.parts), mode="replace",
+        note=f"build from {sorted(gold.depends_on)}", meta={"inputs": build.inputs},
     )
-    return GoldResult(gold.name, version.version, version.digest, version.rows, False, chosen)
+    return GoldResult(gold.name, version.version, version.digest, version.rows, False, build.engine)
+
+
+def discard_gold(lake: Lake, build: GoldBuild) -> None:
+    """Delete the files of a build that will not be committed."""
+    if build.previous is None:
+        lake.delete_dir(f"gold/{build.gold.name}/{build.inputs}")
 
 
 def _promoted(lake: Lake, dataset: str, *, role: str) -> list[Part]:

@@ -12,6 +12,12 @@ Passing rows go to ``<lake>/silver/<dataset>/``, failing rows (raw, with
   in silver but not promoted to gold, and refine raises :class:`QualityGateError`
   after writing everything and the report.
 
+``run_pipeline`` refines while it ingests: :class:`RowRefiner` writes each new
+bronze part's silver and quarantine files by the row rules in the ingest task,
+then :func:`refine_ingested` checks the key rules over the whole batch, refines
+again only the parts where one fails, and commits. The files are the ones
+``ingest`` then ``refine`` write, in one Ray Data pass instead of one per dataset.
+
 Example:
     >>> from raycore.data.layers import load_dataset_spec, refine
     >>> result = refine([load_dataset_spec("stores")], lake="/tmp/lake")   # doctest: +SKIP
@@ -22,7 +28,7 @@ Example:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -33,7 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raycore.data.lake import Lake, frame_digest
-from raycore.data.layers.bronze import INGESTED_AT_TYPE, LABEL_TYPE, METADATA_COLUMNS
+from raycore.data.layers.bronze import INGESTED_AT_TYPE, LABEL_TYPE, METADATA_COLUMNS, AfterWrite
 from raycore.data.layers.casting import ARROW_TYPES, TypedColumn, silver_series
 from raycore.data.layers.engine import Engine, resolve_engine, run_items
 from raycore.data.layers.inputs import check_required_columns
@@ -51,7 +57,7 @@ from raycore.data.layers.snapshots import LakeLike, Part, as_lake, commit, load_
 from raycore.errors import DataError
 from raycore.specs.dataset import DatasetSpec
 
-__all__ = ["RefineResult", "order_by_dependencies", "refine", "silver_schema"]
+__all__ = ["RefineResult", "RowRefiner", "order_by_dependencies", "refine", "refine_ingested", "silver_schema"]
 
 KeyFailures = list[tuple[str, np.ndarray, np.ndarray]]  # (rule, row positions, reasons) per part
 
@@ -89,11 +95,34 @@ def refine(
         >>> result.report.tables["store_sales_weekly"].failing_rules()  # doctest: +SKIP
         {'range:revenue': 0.9993}
     """
+    return refine_ingested(specs, lake=lake, engine=engine, raise_on_gate=raise_on_gate, prewritten=None)
+
+
+def refine_ingested(
+    specs: DatasetSpec | Sequence[DatasetSpec],
+    *,
+    lake: LakeLike,
+    engine: Engine = "auto",
+    raise_on_gate: bool = True,
+    prewritten: Mapping[str, AfterWrite] | None,
+) -> RefineResult:
+    """:func:`refine`, reusing parts that :class:`RowRefiner` wrote during ingest.
+
+    ``prewritten[dataset]`` holds, per part of that dataset's new batch, what
+    ``RowRefiner`` wrote with the row rules alone. A part whose key rules fail is
+    refined again here (the key rules need the whole batch and the referenced
+    silver rows); the others are only checked and committed, so a clean batch
+    costs no second pass over its rows.
+    """
     the_lake = as_lake(lake)
     ordered = order_by_dependencies([specs] if isinstance(specs, DatasetSpec) else list(specs))
     started = datetime.now(timezone.utc)
     run_id = f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    tables = {spec.name: _refine_dataset(spec, the_lake, engine=engine, run_id=run_id) for spec in ordered}
+    pre = prewritten or {}
+    tables = {
+        spec.name: _refine_dataset(spec, the_lake, engine=engine, run_id=run_id, prewritten=pre.get(spec.name))
+        for spec in ordered
+    }
     report = QualityReport(
         run_id=run_id,
         engine=engine,
@@ -141,7 +170,9 @@ def silver_schema(spec: DatasetSpec) -> pa.Schema:
     return pa.schema(fields + [pa.field(n, t) for n, t in meta])
 
 
-def _refine_dataset(spec: DatasetSpec, lake: Lake, *, engine: Engine, run_id: str) -> TableQuality:
+def _refine_dataset(
+    spec: DatasetSpec, lake: Lake, *, engine: Engine, run_id: str, prewritten: AfterWrite | None = None
+) -> TableQuality:
     bronze = load_manifest(lake, "bronze", spec.name).latest
     if bronze is None:
         raise DataError(
@@ -154,7 +185,8 @@ def _refine_dataset(spec: DatasetSpec, lake: Lake, *, engine: Engine, run_id: st
         if batch_id in done:
             continue
         parts = [p for p in bronze.parts if p.batch_id == batch_id]
-        quality, extra = _refine_batch(spec, lake, parts, batch_id, engine=engine, run_id=run_id)
+        pre = prewritten if prewritten is not None and prewritten.batch_id == batch_id else None
+        quality, extra = _refine_batch(spec, lake, parts, batch_id, engine=engine, run_id=run_id, prewritten=pre)
         batches.append(quality)
         ignored |= extra
     return TableQuality(
@@ -167,7 +199,14 @@ def _refine_dataset(spec: DatasetSpec, lake: Lake, *, engine: Engine, run_id: st
 
 
 def _refine_batch(
-    spec: DatasetSpec, lake: Lake, parts: list[Part], batch_id: str, *, engine: Engine, run_id: str
+    spec: DatasetSpec,
+    lake: Lake,
+    parts: list[Part],
+    batch_id: str,
+    *,
+    engine: Engine,
+    run_id: str,
+    prewritten: AfterWrite | None = None,
 ) -> tuple[BatchQuality, set[str]]:
     fs, _ = lake.filesystem()
     schemas = [pq.read_schema(lake.file(p.path), filesystem=fs) for p in parts]
@@ -176,13 +215,28 @@ def _refine_batch(
         check_required_columns(schema.names, spec, where=f"bronze part {part.path}")
         ignored |= {c for c in schema.names if c not in spec.column_names and c not in METADATA_COLUMNS}
     key_failures = _key_failures(spec, lake, parts, schemas)
-    chosen = resolve_engine(engine, input_bytes=sum(fs.get_file_info(lake.file(p.path)).size or 0 for p in parts))
+    done = prewritten.parts if prewritten is not None else {}
+    # Parts written during ingest with the row rules alone stand unless a key rule fails in them.
+    todo = [i for i in range(len(parts)) if i not in done or key_failures[i]]
+    sizes = [fs.get_file_info(lake.file(parts[i].path)).size or 0 for i in todo]
+    chosen = resolve_engine(engine, input_bytes=sum(sizes))
     writer = _SilverWriter(spec=spec, lake=lake, batch_id=batch_id, key_failures=tuple(key_failures))
-    summaries = run_items(
-        lambda item: writer.refine_part(int(item["index"]), parts[int(item["index"])].path),
-        [{"index": i} for i in range(len(parts))],
-        engine=chosen,
-    )
+
+    def refine_part(item: dict[str, Any]) -> list[dict[str, Any]]:
+        i = int(item["index"])
+        return [{**s, "part": i} for s in writer.refine_part(i, parts[i].path)]
+
+    fresh = run_items(refine_part, [{"index": i} for i in todo], engine=chosen, weights=sizes)
+    by_part: dict[int, list[dict[str, Any]]] = {i: list(done[i]) for i in range(len(parts)) if i not in todo}
+    for s in fresh:
+        by_part.setdefault(int(s.pop("part")), []).append(s)
+    rewritten = {s["path"] for i in todo for s in by_part.get(i, []) if "path" in s}
+    for i in todo:  # a rewritten part may no longer have a file its first version had
+        for s in done.get(i, []):
+            if "path" in s and s["path"] not in rewritten:
+                fs.delete_file(lake.file(s["path"]))
+    summaries = [s for i in range(len(parts)) for s in by_part.get(i, [])]
+    used = prewritten.engine if prewritten is not None and not todo else chosen
     silver = [Part(s["path"], s["rows"], s["digest"], batch_id, s["partition"]) for s in summaries if s["kind"] == "silver"]
     quarantined = [Part(s["path"], s["rows"], s["digest"], batch_id) for s in summaries if s["kind"] == "quarantine"]
     failures: dict[str, int] = {}
@@ -206,7 +260,7 @@ def _refine_batch(
         quarantined_rows=sum(p.rows for p in quarantined),
         failures=failures,
         min_pass_rate=spec.quality_gate.min_pass_rate,
-        engine=chosen,
+        engine=used,
     )
     silver = [Part(p.path, p.rows, p.digest, p.batch_id, p.partition, quality.promoted) for p in silver]
     meta = {"run_id": run_id, **quality.to_dict()}
@@ -313,13 +367,14 @@ class _SilverWriter:
     batch_id: str
     key_failures: tuple[KeyFailures, ...]
 
-    def refine_part(self, index: int, path: str) -> list[dict[str, Any]]:
+    def refine_part(self, index: int, path: str, table: pa.Table | None = None) -> list[dict[str, Any]]:
+        """Refine the bronze part at ``path`` (``table``: its content, if already in memory)."""
         spec, n_name = self.spec, f"part-{index:05d}.parquet"
-        table = self.lake.read_arrow(path)
+        table = self.lake.read_arrow(path) if table is None else table
         n = table.num_rows
         typed = type_columns(table, spec)
         failures = row_rules(table, typed, spec)
-        for rule, positions, why in self.key_failures[index]:
+        for rule, positions, why in self.key_failures[index] if self.key_failures else ():
             mask = np.zeros(n, dtype=bool)
             mask[positions] = True
             failures.append(RuleFailures(rule, mask, why))
@@ -348,6 +403,26 @@ class _SilverWriter:
             self.lake.write_arrow(target, pa.Table.from_pandas(quarantine, preserve_index=False))
             out.append({"kind": "quarantine", "path": target, "rows": len(quarantine), "digest": frame_digest(quarantine)})
         return out
+
+
+@dataclass(frozen=True)
+class RowRefiner:
+    """A :data:`~raycore.data.layers.bronze.PartHook` that refines a fresh bronze part by its row rules.
+
+    Run inside the ingest task, it writes the part's silver and quarantine files as
+    if no key rule failed; :func:`refine_ingested` then checks the key rules over
+    the whole batch and refines again only the parts where one fails.
+    """
+
+    lake: Lake
+
+    def __call__(self, spec: DatasetSpec, batch_id: str, index: int, path: str, table: pa.Table) -> list[dict[str, Any]]:
+        writer = _SilverWriter(spec=spec, lake=self.lake, batch_id=batch_id, key_failures=())
+        # The part in memory is what a read would return only if parquet kept every type
+        # (it stores timestamp[s] as ms, for one): then skip the read, else read it back.
+        fs, _ = self.lake.filesystem()
+        kept = pq.read_schema(self.lake.file(path), filesystem=fs).remove_metadata().equals(table.schema.remove_metadata())
+        return writer.refine_part(index, path, table if kept else None)
 
 
 def check_reconciliation(lake: Lake, dataset: str) -> None:
