@@ -185,7 +185,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    ray.init(num_cpus=os.cpu_count(), log_to_driver=False, configure_logging=False, logging_level="ERROR")
+    ray.init(address="local", num_cpus=os.cpu_count(), log_to_driver=False, configure_logging=False, logging_level="ERROR")
     scales = args.scales.split(",") if args.scales else ["small"] if args.quick else ["medium", "large"]
     repeats = args.repeats or (2 if args.quick else 5)
     results: dict[str, dict[str, Any]] = {}

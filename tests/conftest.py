@@ -27,7 +27,7 @@ def ray_session() -> Iterator[None]:
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, log_to_driver=False, configure_logging=False)
+        ray.init(address="local", num_cpus=2, log_to_driver=False, configure_logging=False)
     yield
     try:
         from ray import serve

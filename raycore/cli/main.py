@@ -14,7 +14,15 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from raycore.cli.data_cmds import data_app
@@ -23,7 +31,10 @@ from raycore.settings import FoundrySettings
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(help="Data Foundry: train, register, serve and watch the model catalog on Ray.", no_args_is_help=True)
+app = typer.Typer(
+    help="Data Foundry: train, register, serve and watch the model catalog on Ray.",
+    no_args_is_help=True,
+)
 catalog_app = typer.Typer(help="The model catalog.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(data_app, name="data")
@@ -34,7 +45,9 @@ T = TypeVar("T")
 
 
 def _fail(exc: RaycoreError) -> None:
-    err_console.print(f"[bold red]error:[/] {exc.message if not isinstance(exc, SpecError) else exc}")
+    err_console.print(
+        f"[bold red]error:[/] {exc.message if not isinstance(exc, SpecError) else exc}"
+    )
     if exc.hint and not isinstance(exc, SpecError):
         err_console.print(f"[yellow]hint:[/] {exc.hint}")
     code = 2 if isinstance(exc, (SpecError, ConfigurationError)) else 1
@@ -60,7 +73,11 @@ def guarded(fn: Callable[..., T]) -> Callable[..., T]:
 def steps() -> Iterator[Callable[[str], None]]:
     """A live progress display; the yielded callable starts the next step."""
     progress = Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=False
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
     )
     current: list[TaskID] = []
 
@@ -99,29 +116,147 @@ def catalog_list() -> None:
     for spec in catalog:
         st = status.get(spec.name, {})
         table.add_row(
-            spec.id, spec.name, spec.wave, spec.task, f"{spec.algorithm.family}:{spec.algorithm.objective}",
-            spec.gate.describe(), st.get("status", "untrained"), st.get("metric", "-"),
+            spec.id,
+            spec.name,
+            spec.wave,
+            spec.task,
+            f"{spec.algorithm.family}:{spec.algorithm.objective}",
+            spec.gate.describe(),
+            st.get("status", "untrained"),
+            st.get("metric", "-"),
         )
     console.print(table)
 
 
 @app.command()
 @guarded
-def train(model: str = typer.Argument(..., help="Catalog id (mdl-001) or name.")) -> None:
-    """Train one catalog model on Ray, gate it, and register it if it passes."""
+def train(
+    model: str = typer.Argument(None, help="Catalog id (mdl-001) or name; omit with --all."),
+    all_models: bool = typer.Option(
+        False, "--all", help="Train the whole catalog and write a portfolio report."
+    ),
+    wave: str = typer.Option(None, help="With --all: only this wave (prod, 1, 2, 3, 4)."),
+    report_dir: str = typer.Option(None, help="With --all: where to write portfolio.json/html."),
+    seed: int = typer.Option(7, help="Data world seed."),
+    scale: str = typer.Option("small", help="Data world scale: small, medium or large."),
+) -> None:
+    """Train one catalog model (or --all) on Ray, gate it, and register it if it passes."""
     from raycore.training import train_model
 
-    spec = _catalog().get(model)
     settings = _settings()
-    with steps() as step:
-        outcome = train_model(spec, settings=settings, progress=step)
-    _print_outcome(outcome)
+    world = _world(seed, scale)
+    if all_models == (model is not None):
+        raise SpecError(
+            "give either a model id or --all",
+            field="model",
+            hint="`foundry train mdl-005` trains one model; `foundry train --all` trains the catalog",
+        )
+    if model is not None:
+        spec = _catalog().get(model)
+        with steps() as step:
+            outcome = train_model(spec, settings=settings, world=world, progress=step)
+        _print_outcome(outcome)
+        return
+    specs = [s for s in _catalog() if wave is None or s.wave == wave]
+    if not specs:
+        raise SpecError(
+            f"no catalog model in wave '{wave}'", field="wave", hint="use prod, 1, 2, 3 or 4"
+        )
+    rows = _train_all(specs, settings, world)
+    from pathlib import Path
+
+    from raycore.training.portfolio import write_portfolio
+
+    folder = Path(report_dir) if report_dir else settings.ensure_home() / "reports" / "portfolio"
+    json_path, html_path = write_portfolio(rows, folder)
+    _print_portfolio(rows)
+    console.print(f"report: {json_path}\n        {html_path}")
+    if not all(r.passed for r in rows):
+        raise typer.Exit(1)
+
+
+def _world(seed: int, scale: str) -> Any:
+    from pydantic import ValidationError
+
+    from raycore.data.world import WorldConfig
+
+    try:
+        return WorldConfig(seed=seed, scale=scale)  # type: ignore[arg-type]
+    except (ValidationError, ValueError, TypeError) as exc:
+        raise SpecError(f"bad data world: {exc}", field="scale", hint="use --scale small, medium or large") from exc
+
+
+def _train_all(specs: list[Any], settings: FoundrySettings, world: Any) -> list[Any]:
+    from raycore.training import train_model
+    from raycore.training.portfolio import train_portfolio
+
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    overall = progress.add_task("catalog", total=len(specs))
+    current: dict[str, TaskID] = {}
+
+    def on_event(kind: str, spec: Any, row: Any) -> None:
+        label = f"{spec.id} {spec.name}"
+        if kind == "start":
+            current[spec.id] = progress.add_task(f"{label}: starting", total=None)
+        elif kind.startswith("step:"):
+            progress.update(current[spec.id], description=f"{label}: {kind[5:]}")
+        elif kind == "done":
+            mark = "[green]pass[/]" if row.passed else f"[red]{row.status}[/]"
+            value = "-" if row.metric is None else f"{row.metric:.4f}"
+            progress.update(
+                current[spec.id],
+                description=f"{label}: {mark} {row.metric_name}={value}",
+                completed=1,
+                total=1,
+            )
+            progress.advance(overall)
+
+    with progress:
+        return train_portfolio(
+            specs,
+            train=lambda spec, say: train_model(spec, settings=settings, world=world, progress=say),
+            on_event=on_event,
+        )
+
+
+def _print_portfolio(rows: list[Any]) -> None:
+    passed = sum(r.passed for r in rows)
+    table = Table(
+        title=f"Portfolio: {passed}/{len(rows)} pass, {sum(r.seconds for r in rows):.0f} s"
+    )
+    for col in ("model", "metric", "value", "oracle", "ratio", "gate", "pass", "seconds"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            f"{r.model_id} {r.name}",
+            r.metric_name,
+            "-" if r.metric is None else f"{r.metric:.4f}",
+            "-" if r.oracle is None else f"{r.oracle:.4f}",
+            "-" if r.oracle_ratio is None else f"{r.oracle_ratio:.3f}",
+            r.gate,
+            "[green]yes[/]" if r.passed else f"[red]{r.status}[/]",
+            f"{r.seconds:.1f}",
+        )
+    console.print(table)
+    for r in rows:
+        if r.error:
+            err_console.print(f"[red]{r.model_id}[/]: {r.error}")
 
 
 @app.command()
 @guarded
 def serve(
-    models: list[str] = typer.Argument(None, help="Models to serve (default: every model with a champion)."),
+    models: list[str] = typer.Argument(
+        None, help="Models to serve (default: every model with a champion)."
+    ),
     port: int = typer.Option(None, help="HTTP port (default 8000 or FOUNDRY_SERVE_PORT)."),
 ) -> None:
     """Serve models at their champion version until Ctrl-C."""
@@ -129,9 +264,15 @@ def serve(
 
     settings = _settings(port)
     catalog = _catalog()
-    names = [catalog.get(m).name for m in models] if models else _champions(settings, [s.name for s in catalog])
+    names = (
+        [catalog.get(m).name for m in models]
+        if models
+        else _champions(settings, [s.name for s in catalog])
+    )
     if not names:
-        raise ConfigurationError("no model has a champion yet", hint="run `foundry train mdl-001` or `foundry up`")
+        raise ConfigurationError(
+            "no model has a champion yet", hint="run `foundry train mdl-001` or `foundry up`"
+        )
     with steps() as step:
         step(f"starting Ray Serve with {', '.join(names)}")
         endpoint = start_serving(settings=settings, models=names)
@@ -152,7 +293,9 @@ def status(port: int = typer.Option(None, help="HTTP port of the endpoint to che
 @app.command()
 @guarded
 def up(
-    once: bool = typer.Option(False, "--once", help="Exit 0 after a successful self-check request."),
+    once: bool = typer.Option(
+        False, "--once", help="Exit 0 after a successful self-check request."
+    ),
     model: str = typer.Option("mdl-001", help="The model the skeleton runs."),
     port: int = typer.Option(None, help="HTTP port (default 8000 or FOUNDRY_SERVE_PORT)."),
 ) -> None:
@@ -164,7 +307,9 @@ def up(
     with steps() as step:
         result = run_up(settings=settings, model=model, step=step)
     _print_outcome(result.outcome)
-    console.print(f"endpoint: [bold]{result.endpoint}/v1/models/{result.outcome.model_name}/predict[/]")
+    console.print(
+        f"endpoint: [bold]{result.endpoint}/v1/models/{result.outcome.model_name}/predict[/]"
+    )
     console.print_json(data={"inputs": result.sample_inputs})
     console.print(
         f"sample prediction: [bold]{result.sample_prediction:,.2f}[/] from model version {result.sample_version} "
@@ -212,7 +357,9 @@ def _print_outcome(outcome: Any) -> None:
     console.print(table)
 
 
-def _registry_status(settings: FoundrySettings, names: list[str], *, quiet: bool = False) -> dict[str, dict[str, str]]:
+def _registry_status(
+    settings: FoundrySettings, names: list[str], *, quiet: bool = False
+) -> dict[str, dict[str, str]]:
     if settings.tracking_uri.startswith("sqlite:") and not (settings.home / "mlflow.db").exists():
         return {}  # nothing trained yet: do not create an empty database just to look
     from raycore.registry.store import ModelStore
@@ -226,7 +373,11 @@ def _registry_status(settings: FoundrySettings, names: list[str], *, quiet: bool
         champion = next((v for v in versions if "champion" in v.aliases), None)
         latest = champion or versions[-1]
         tags = latest.tags
-        metric = f"{tags['metric_name']}={float(tags['metric_value']):.4f}" if "metric_value" in tags else "-"
+        metric = (
+            f"{tags['metric_name']}={float(tags['metric_value']):.4f}"
+            if "metric_value" in tags
+            else "-"
+        )
         out[name] = {
             "status": "champion" if champion else "candidate",
             "version": latest.version,
@@ -254,14 +405,19 @@ def _print_status(settings: FoundrySettings, names: list[str], catalog: Any) -> 
     for spec in catalog:
         st = status.get(spec.name, {})
         table.add_row(
-            spec.id, spec.name, st.get("status", "untrained"),
+            spec.id,
+            spec.name,
+            st.get("status", "untrained"),
             st.get("version", "-") if st.get("status") == "champion" else "-",
-            st.get("versions", "0"), st.get("metric", "-"),
+            st.get("versions", "0"),
+            st.get("metric", "-"),
         )
     console.print(table)
     console.print(f"home: {settings.home}")
     console.print(f"tracking: {settings.tracking_uri}")
-    console.print(f"endpoint: {settings.endpoint} ({'[green]ready[/]' if ready else 'not running'})")
+    console.print(
+        f"endpoint: {settings.endpoint} ({'[green]ready[/]' if ready else 'not running'})"
+    )
 
 
 def quiet_libraries() -> None:

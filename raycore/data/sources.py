@@ -17,7 +17,7 @@ import pandas as pd
 
 from raycore.data.lake import Lake
 from raycore.data.world import WorldConfig, generate_world
-from raycore.errors import DataError
+from raycore.errors import ConfigurationError, DataError
 from raycore.specs import DataSourceSpec
 
 __all__ = ["SourceTable", "ensure_world", "read_source", "read_truth", "world_prefix"]
@@ -77,9 +77,30 @@ def _read_layered(table: str, *, lake: Lake, world: WorldConfig) -> SourceTable:
     if load_manifest(lake, layer, table).latest is None:
         ensure_world(lake, world)
         run_pipeline(lake=lake, world=world)
+    for name in {table, *(gold_specs()[table].depends_on if layer == "gold" else ())}:
+        other = lake_world(lake, name)
+        if other is not None and other != world_prefix(world):
+            raise ConfigurationError(
+                f"the lake at {lake.root} holds '{name}' from data world {other}, not {world_prefix(world)}",
+                hint="use another FOUNDRY_HOME (or FOUNDRY_LAKE_URI) per data world seed and scale",
+            )
     version = load_manifest(lake, layer, table).resolve(None)
-    frame = read(table, lake=lake, layer="gold" if layer == "gold" else "silver", promoted_only=True)
+    frame = read(
+        table, lake=lake, layer="gold" if layer == "gold" else "silver", promoted_only=True
+    )
     return SourceTable(f"{layer}/{table}", frame, version.digest)
+
+
+def lake_world(lake: Lake, table: str) -> str | None:
+    """The data world (``world/<seed>-<scale>``) whose batches fill ``table``'s bronze layer, if any."""
+    from raycore.data.layers import load_manifest
+
+    worlds = lake.file("world") + "/"
+    for version in load_manifest(lake, "bronze", table).versions:
+        for name in map(str, version.meta.get("files", [])):
+            if name.startswith(worlds):
+                return f"world/{name[len(worlds) :].split('/', 1)[0]}"
+    return None
 
 
 def read_truth(table: str, *, lake: Lake, world: WorldConfig) -> pd.DataFrame:
@@ -97,7 +118,9 @@ def _read_file(path: str, fmt: str) -> SourceTable:
         else:
             frame = pd.read_parquet(path)
     except FileNotFoundError as exc:
-        raise DataError(f"data file not found: {path}", hint="check data.path in the model spec") from exc
+        raise DataError(
+            f"data file not found: {path}", hint="check data.path in the model spec"
+        ) from exc
     except (OSError, ValueError) as exc:
         raise DataError(
             f"cannot read {fmt} data at {path}: {exc}",

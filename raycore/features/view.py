@@ -49,7 +49,8 @@ class FeatureView:
 
     ``label_rows`` builds training rows from a source table: entity keys,
     ``as_of`` (when the prediction would have been made), the request inputs and
-    the label. ``check`` returns, per raw row, an empty string or the reason the
+    the label. When ``label_sources`` names further tables, it is called as
+    ``label_rows(source, {name: frame, ...})``. ``check`` returns, per raw row, an empty string or the reason the
     row cannot be scored (for example a horizon outside the trained range).
     ``scale_column`` optionally names a raw input by which the label is divided
     for training and the prediction multiplied at serving.
@@ -62,7 +63,8 @@ class FeatureView:
     tables: tuple[FeatureTable, ...]
     feature_names: tuple[str, ...]
     transform: Callable[[pd.DataFrame], pd.DataFrame]
-    label_rows: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+    label_rows: Callable[..., pd.DataFrame] | None = None
+    label_sources: tuple[str, ...] = ()
     check: Callable[[pd.DataFrame], pd.Series] | None = None
     scale_column: str | None = None
     description: str = ""

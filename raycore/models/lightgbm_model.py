@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from raycore.errors import DataError
+from raycore.models.adapter import AdapterMeta, select_features, shape_output
 
 __all__ = ["LightGBMEstimator"]
 
@@ -18,38 +19,56 @@ MODEL_FILE = "lightgbm_model.txt"
 class LightGBMEstimator:
     """A trained LightGBM booster behind the Estimator protocol.
 
+    ``task`` decides the output shape (``raycore.models.adapter``): a multiclass
+    booster predicts an (n, n_classes) probability matrix, a binary one P(class 1).
+
     Example:
-        >>> est = LightGBMEstimator(booster)          # doctest: +SKIP
-        >>> est.predict(features_frame)               # doctest: +SKIP
+        >>> est = LightGBMEstimator(booster, task="binary")   # doctest: +SKIP
+        >>> est.predict(features_frame)                       # doctest: +SKIP
     """
 
     family = "lightgbm"
 
-    def __init__(self, booster: lgb.Booster, *, num_threads: int = 1) -> None:
+    def __init__(
+        self,
+        booster: lgb.Booster,
+        *,
+        task: str = "regression",
+        n_classes: int | None = None,
+        num_threads: int = 1,
+    ) -> None:
         self.booster = booster
         self.feature_names = list(booster.feature_name())
+        self.task = task
+        self.n_classes = n_classes
         # One thread per replica: Serve scales by replicas, not by threads.
         self.num_threads = num_threads
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
-        if list(features.columns) != self.feature_names:
-            missing = [c for c in self.feature_names if c not in features.columns]
-            if missing:
-                raise DataError(
-                    f"features missing for the model: {', '.join(missing)}",
-                    hint="compute features with the model's feature view",
-                )
-            features = features.loc[:, self.feature_names]
-        return np.asarray(
-            self.booster.predict(features.to_numpy(dtype="float64"), num_threads=self.num_threads)
-        )
+        frame = select_features(features, self.feature_names)
+        raw = self.booster.predict(frame.to_numpy(dtype="float64"), num_threads=self.num_threads)
+        return shape_output(raw, task=self.task, n_classes=self.n_classes)
 
     def save(self, folder: Path) -> None:
         self.booster.save_model(str(folder / MODEL_FILE))
+        AdapterMeta(
+            family=self.family,
+            task=self.task,
+            n_classes=self.n_classes,
+            feature_names=self.feature_names,
+            library_version=lgb.__version__,
+        ).write(folder)
 
     @classmethod
     def load(cls, folder: Path) -> LightGBMEstimator:
         path = folder / MODEL_FILE
         if not path.is_file():
-            raise DataError(f"no LightGBM model file at {path}", hint="the bundle is incomplete; re-train")
-        return cls(lgb.Booster(model_file=str(path)))
+            raise DataError(
+                f"no LightGBM model file at {path}", hint="the bundle is incomplete; re-train"
+            )
+        booster = lgb.Booster(model_file=str(path))
+        # Bundles saved before the metadata file existed were all regression models.
+        meta = AdapterMeta.read(folder, family=cls.family, current_version=lgb.__version__)
+        if meta is None:
+            return cls(booster)
+        return cls(booster, task=meta.task, n_classes=meta.n_classes)

@@ -49,28 +49,57 @@ class BundleMetadata:
     data_digests: dict[str, str] = field(default_factory=dict)
     code_version: str = ""
     run_id: str = ""
+    classes: list[Any] = field(default_factory=list)
+    group_column: str | None = None
+    resources: dict[str, Any] = field(default_factory=dict)
 
 
 class ModelBundle:
     """Estimator + feature view + metadata; predicts from raw inputs."""
 
-    def __init__(self, *, estimator: Estimator, view: FeatureView, metadata: BundleMetadata) -> None:
+    def __init__(
+        self, *, estimator: Estimator, view: FeatureView, metadata: BundleMetadata
+    ) -> None:
         self.estimator = estimator
         self.view = view
         self.metadata = metadata
 
     def predict(self, raw: pd.DataFrame) -> np.ndarray:
-        """Predictions in label units from a frame of raw inputs."""
+        """Predictions in label units from a frame of raw inputs.
+
+        Classifiers with declared classes (multiclass, text classification)
+        answer the class label; binary models the probability of class 1.
+        """
+        pred = self._raw_predict(raw)
+        if self.metadata.classes and pred.ndim == 2:
+            return np.asarray(self.metadata.classes, dtype=object)[np.argmax(pred, axis=1)]
+        return pred
+
+    def predict_proba(self, raw: pd.DataFrame) -> pd.DataFrame:
+        """Class probabilities (one column per class) of a multiclass model."""
+        pred = self._raw_predict(raw)
+        if not self.metadata.classes or pred.ndim != 2:
+            raise RegistryError(
+                f"model '{self.metadata.model_name}' ({self.metadata.task}) has no class probabilities",
+                hint="predict_proba is for multiclass and text classification models; use predict",
+            )
+        return pd.DataFrame(pred, columns=[str(c) for c in self.metadata.classes], index=raw.index)
+
+    def _raw_predict(self, raw: pd.DataFrame) -> np.ndarray:
         features = self.view.compute(raw)
-        pred = self.estimator.predict(features)
+        pred = np.asarray(self.estimator.predict(features))
         scale = self.view.scale(raw)
-        return pred * scale if scale is not None else pred
+        if scale is None:
+            return pred
+        return pred * (scale[:, None] if pred.ndim == 2 else scale)
 
     def save(self, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / ESTIMATOR_DIR).mkdir(exist_ok=True)
         self.estimator.save(folder / ESTIMATOR_DIR)
-        (folder / BUNDLE_FILE).write_text(json.dumps(asdict(self.metadata), indent=2, sort_keys=True))
+        (folder / BUNDLE_FILE).write_text(
+            json.dumps(asdict(self.metadata), indent=2, sort_keys=True)
+        )
         return folder
 
     @classmethod
@@ -80,7 +109,9 @@ class ModelBundle:
             raw = json.loads(path.read_text())
             metadata = BundleMetadata(**raw)
         except FileNotFoundError as exc:
-            raise RegistryError(f"no model bundle at {folder}", hint="the artifact is incomplete; re-train") from exc
+            raise RegistryError(
+                f"no model bundle at {folder}", hint="the artifact is incomplete; re-train"
+            ) from exc
         except (ValueError, TypeError) as exc:
             raise RegistryError(
                 f"model bundle metadata at {path} is unreadable: {exc}",

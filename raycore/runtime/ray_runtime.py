@@ -11,7 +11,7 @@ __all__ = ["connect_ray", "require_gpus"]
 
 
 def connect_ray(settings: FoundrySettings, *, log_to_driver: bool = False) -> None:
-    """Join the cluster at ``settings.ray_address``, or start a local Ray.
+    """Join the cluster at ``settings.ray_address``, or start a local Ray of our own.
 
     A no-op when Ray is already initialised in this process (tests share one).
     """
@@ -24,8 +24,13 @@ def connect_ray(settings: FoundrySettings, *, log_to_driver: bool = False) -> No
     kwargs: dict[str, object] = {"log_to_driver": log_to_driver, "configure_logging": log_to_driver}
     if settings.ray_address:
         kwargs["address"] = settings.ray_address
-    elif settings.num_cpus:
-        kwargs["num_cpus"] = settings.num_cpus
+    else:
+        # The embedded default is this process's own Ray: never silently join
+        # another cluster that happens to run on the box (its workers may see
+        # another FOUNDRY_HOME). RAY_ADDRESS (or `ray job submit`) joins one.
+        kwargs["address"] = "local"
+        if settings.num_cpus:
+            kwargs["num_cpus"] = settings.num_cpus
     try:
         ray.init(**kwargs)  # type: ignore[arg-type]
     except ConnectionError as exc:

@@ -72,12 +72,12 @@ class Predictor:
         frame = self.schema.parse(body)
         single = isinstance(body.get("inputs"), dict)
         raw = self.assemble(frame, single=single)
-        values = np.asarray(self.bundle.predict(raw), dtype="float64")
+        values = np.asarray(self.bundle.predict(raw))
         request_id = body.get("request_id") if isinstance(body.get("request_id"), str) else None
         return {
             "model_name": self.name,
             "model_version": self.version,
             "request_id": request_id or uuid.uuid4().hex,
-            "predictions": [float(v) for v in values],
+            "predictions": [v.item() if isinstance(v, np.generic) else v for v in values],
             "latency_ms": round((time.perf_counter() - started) * 1000.0, 3),
         }

@@ -18,6 +18,8 @@ from raycore.specs.base import FrozenSpec
 __all__ = [
     "AlgorithmSpec",
     "DataSourceSpec",
+    "EvaluationSpec",
+    "GateCondition",
     "GateSpec",
     "HoldoutSpec",
     "ModelSpec",
@@ -112,8 +114,8 @@ class ResourcesSpec(FrozenSpec):
     use_gpu: bool = Field(default=False, description="Reserve one GPU per worker.")
 
 
-class GateSpec(FrozenSpec):
-    """The quality gate a model must pass to become a registered candidate."""
+class GateCondition(FrozenSpec):
+    """One metric condition of a gate."""
 
     metric: str = Field(description="Metric name, e.g. mape, roc_auc, r2.")
     op: Literal["<=", ">="] = Field(description="'<=' for errors, '>=' for scores.")
@@ -134,6 +136,34 @@ class GateSpec(FrozenSpec):
 
     def describe(self) -> str:
         return f"{self.metric} {self.op} {self.threshold:g}"
+
+
+class GateSpec(GateCondition):
+    """The quality gate a model must pass to become a registered candidate.
+
+    ``metric``/``op``/``threshold`` is the primary condition (the model's
+    headline metric); every condition in ``also`` must hold as well.
+    """
+
+    also: list[GateCondition] = Field(default_factory=list, description="Further conditions, all required.")
+
+    @property
+    def conditions(self) -> list[GateCondition]:
+        return [GateCondition(metric=self.metric, op=self.op, threshold=self.threshold), *self.also]
+
+    def passes_all(self, values: dict[str, float]) -> bool:
+        """Whether every condition holds for ``values`` (a missing metric fails)."""
+        return all(c.passes(values.get(c.metric, float("nan"))) for c in self.conditions)
+
+    def describe(self) -> str:
+        return " and ".join(GateCondition.describe(c) for c in self.conditions)
+
+
+class EvaluationSpec(FrozenSpec):
+    """How the holdout is scored: an evaluator by name (default ``holdout``) and its parameters."""
+
+    evaluator: str = Field(default="holdout", description="Registered evaluator name.")
+    params: dict[str, ParamValue] = Field(default_factory=dict, description="Evaluator parameters.")
 
 
 class SloSpec(FrozenSpec):
@@ -200,6 +230,10 @@ class ModelSpec(FrozenSpec):
     )
     algorithm: AlgorithmSpec = Field(description="Algorithm and default parameters.")
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec, description="Compute.")
+    group_column: str | None = Field(
+        default=None, description="Query/group column of the rows (ranking: one query per group)."
+    )
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec, description="Holdout scoring.")
     gate: GateSpec = Field(description="Quality gate for registration.")
     slo: SloSpec = Field(description="Serving latency objective.")
     retrain: RetrainSpec = Field(description="Retrain cadence and automation.")

@@ -22,21 +22,29 @@ import pandas as pd
 
 import raycore
 from raycore.data.lake import Lake, frame_digest
-from raycore.data.sources import read_source, read_truth
+from raycore.data.sources import SourceTable, read_source, read_truth
 from raycore.data.world import WorldConfig
-from raycore.errors import DataError, GateFailedError, SpecError
+from raycore.errors import DataError, GateFailedError, RaycoreError, SpecError, TrainingError
 from raycore.features import FeatureView, get_feature_view
 from raycore.features.online import OnlineStore, materialize_online
-from raycore.models import LightGBMEstimator
+from raycore.models import Estimator
 from raycore.registry import BundleMetadata, ModelBundle, ModelStore
-from raycore.runtime import connect_ray
+from raycore.runtime import connect_ray, require_gpus
 from raycore.settings import FoundrySettings
-from raycore.specs import ModelSpec
+from raycore.specs import DataSourceSpec, ModelSpec
+from raycore.training.evaluation import ORACLE_COLUMN, EvalContext, gate_metric_names, get_evaluator
 from raycore.training.holdout import split_holdout
-from raycore.training.metrics import compute_metric
-from raycore.training.ray_lightgbm import LABEL_COLUMN, fit_lightgbm
+from raycore.training.ray_lightgbm import LABEL_COLUMN
 
-__all__ = ["BuiltRows", "TrainOutcome", "build_training_rows", "materialize_tables", "train_model"]
+__all__ = [
+    "BuiltRows",
+    "TrainOutcome",
+    "build_training_rows",
+    "encode_labels",
+    "materialize_tables",
+    "oracle_ratio",
+    "train_model",
+]
 
 Progress = Callable[[str], None]
 
@@ -58,6 +66,8 @@ class TrainOutcome:
     n_train: int
     n_holdout: int
     extra: dict[str, float] = field(default_factory=dict)
+    notes: str = ""
+    plot: dict[str, list[Any]] = field(default_factory=dict)
 
 
 def code_version() -> str:
@@ -66,15 +76,95 @@ def code_version() -> str:
     try:
         sha = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=True,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=5, check=True,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         ).stdout.strip()
         return f"{sha}{'+dirty' if dirty else ''}"
     except (OSError, subprocess.SubprocessError):
         return f"raycore-{raycore.__version__}"
+
+
+_FAMILY_REQUIREMENTS = {
+    "lightgbm": ["lightgbm"],
+    "xgboost": ["xgboost"],
+    "sklearn": ["scikit-learn"],
+    "torch": ["torch"],
+}
+UNSUPERVISED = frozenset({"anomaly", "clustering"})
+CLASSIFICATION = frozenset({"multiclass", "text_classification"})
+
+
+class _Sources:
+    """Silver/gold tables and truth tables of one training run, each read once."""
+
+    def __init__(self, lake: Lake, world: WorldConfig, primary: SourceTable) -> None:
+        self.lake, self.world = lake, world
+        self.frames: dict[str, SourceTable] = {}
+        self.truths: dict[str, pd.DataFrame] = {}
+        self.primary = primary
+        if primary.name.split("/")[-1]:
+            self.frames[primary.name.split("/")[-1]] = primary
+
+    def table(self, name: str) -> pd.DataFrame:
+        return self.source(name).frame
+
+    def source(self, name: str) -> SourceTable:
+        if name not in self.frames:
+            self.frames[name] = read_source(
+                DataSourceSpec(table=name), lake=self.lake, world=self.world
+            )
+        return self.frames[name]
+
+    def truth(self, name: str) -> pd.DataFrame:
+        if name not in self.truths:
+            self.truths[name] = read_truth(name, lake=self.lake, world=self.world)
+        return self.truths[name]
+
+    def digests(self) -> dict[str, str]:
+        return {s.name: s.digest for s in self.frames.values()}
+
+
+def encode_labels(spec: ModelSpec, train_rows: pd.DataFrame) -> tuple[np.ndarray, list[Any]]:
+    """Training labels as the backends expect them, and the class list (classifiers only)."""
+    values = train_rows[spec.label]
+    if spec.task in UNSUPERVISED:
+        # Unsupervised estimators must not see the evaluation labels: they get zeros.
+        return np.zeros(len(train_rows), dtype="float64"), []
+    if spec.task in CLASSIFICATION:
+        classes = sorted(values.dropna().unique().tolist(), key=lambda v: (str(type(v)), v))
+        if len(classes) < 2:
+            raise DataError(
+                f"{spec.id}: label '{spec.label}' has {len(classes)} class(es) in the training rows",
+                hint="a classifier needs at least two classes; check the label rows and the holdout cut",
+            )
+        codes = pd.Categorical(values, categories=classes).codes.astype("int64")
+        return codes.astype("float64"), [_plain(c) for c in classes]
+    try:
+        y = values.to_numpy(dtype="float64")
+    except (TypeError, ValueError) as exc:
+        raise DataError(
+            f"{spec.id}: label '{spec.label}' is not numeric ({values.dtype}) for task '{spec.task}'",
+            hint="use task multiclass/text_classification for categorical labels",
+        ) from exc
+    if not np.isfinite(y).all():
+        raise DataError(
+            f"{spec.id}: label '{spec.label}' has {int((~np.isfinite(y)).sum())} missing or infinite value(s)",
+            hint="the feature view's label_rows must drop rows whose label is unknown",
+        )
+    return y, []
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def train_model(
@@ -89,34 +179,33 @@ def train_model(
     say = progress or (lambda _msg: None)
     world = world or WorldConfig()
     started = time.perf_counter()
-    if spec.algorithm.family != "lightgbm":
-        raise SpecError(
-            f"algorithm family '{spec.algorithm.family}' is not trainable yet",
-            field="algorithm.family",
-            hint="use family: lightgbm",
-        )
     view = _single_view(spec)
+    if spec.resources.use_gpu:
+        require_gpus(spec.resources.num_workers)  # fail before any data work
 
     say("loading data")
     lake = Lake(settings.lake)
-    source = read_source(spec.data, lake=lake, world=world)
-    data_digests = {source.name: source.digest}
+    sources = _Sources(lake, world, read_source(spec.data, lake=lake, world=world))
     say("building features (point-in-time join)")
-    built = build_training_rows(spec, view, source.frame)
+    built = build_training_rows(spec, view, sources.primary.frame, tables=sources.table)
     rows = built.rows
+    data_digests = sources.digests()
     data_digests.update({f"feature_table.{k}": v for k, v in built.table_digests.items()})
-    oracle_col = None
     if spec.oracle is not None:
-        truth = read_truth(spec.oracle.table, lake=lake, world=world)
-        oracle_col = "__oracle__"
-        truth = truth[[*spec.oracle.keys, spec.oracle.column]].rename(columns={spec.oracle.column: oracle_col})
+        truth = sources.truth(spec.oracle.table)
+        truth = truth[[*spec.oracle.keys, spec.oracle.column]].rename(
+            columns={spec.oracle.column: ORACLE_COLUMN}
+        )
+        truth = truth.drop_duplicates(subset=list(spec.oracle.keys), keep="last")
         rows = rows.merge(truth, on=list(spec.oracle.keys), how="left", validate="many_to_one")
-        data_digests[spec.oracle.table] = frame_digest(truth)
+        data_digests[f"truth/{spec.oracle.table}"] = frame_digest(truth)
 
     train_rows, holdout_rows = split_holdout(rows, spec.holdout)
+    if spec.group_column is not None:
+        train_rows = train_rows.sort_values(spec.group_column, kind="stable").reset_index(drop=True)
     say(f"computing features ({len(train_rows):,} train / {len(holdout_rows):,} holdout rows)")
     x_train = view.compute(train_rows)
-    y_train = train_rows[spec.label].to_numpy(dtype="float64")
+    y_train, classes = encode_labels(spec, train_rows)
     scale = view.scale(train_rows)
     if scale is not None:
         y_train = y_train / scale
@@ -125,22 +214,28 @@ def train_model(
     run_dir = settings.ensure_home() / "runs" / run_name
     run_dir.mkdir(parents=True)
     train_path = run_dir / "train.parquet"
-    x_train.assign(**{LABEL_COLUMN: y_train}).to_parquet(train_path, index=False)
+    table = x_train.assign(**{LABEL_COLUMN: y_train})
+    if spec.group_column is not None:
+        table[spec.group_column] = train_rows[spec.group_column].to_numpy()
+    table.to_parquet(train_path, index=False)
 
-    say(f"training on Ray ({spec.resources.num_workers} worker(s))")
+    say(f"training on Ray ({spec.algorithm.family}, {spec.resources.num_workers} worker(s))")
     connect_ray(settings)
-    params = {"objective": spec.algorithm.objective, "seed": 7, **spec.algorithm.params}
+    params = (
+        {"seed": 7, **spec.algorithm.params}
+        if spec.algorithm.family == "lightgbm"
+        else dict(spec.algorithm.params)
+    )
     fit_started = time.perf_counter()
-    booster = fit_lightgbm(
-        train_path=train_path,
+    estimator = _fit(
+        spec,
         params=params,
-        num_boost_round=spec.algorithm.num_boost_round,
-        resources=spec.resources,
+        train_path=train_path,
         storage_path=settings.ray_storage,
         run_name=run_name,
+        n_classes=len(classes) or None,
     )
     fit_seconds = time.perf_counter() - fit_started
-    estimator = LightGBMEstimator(booster)
 
     say("evaluating on the holdout")
     metadata = BundleMetadata(
@@ -155,45 +250,72 @@ def train_model(
         input_schema=view.input_schema(),
         data_digests=data_digests,
         code_version=code_version(),
+        classes=classes,
+        group_column=spec.group_column,
+        resources=spec.resources.model_dump(),
     )
     bundle = ModelBundle(estimator=estimator, view=view, metadata=metadata)
-    y_hold = holdout_rows[spec.label].to_numpy(dtype="float64")
-    pred = bundle.predict(holdout_rows)
-    metric = compute_metric(spec.gate.metric, y_true=y_hold, y_pred=pred)
-    oracle = (
-        compute_metric(spec.gate.metric, y_true=y_hold, y_pred=holdout_rows[oracle_col].to_numpy(dtype="float64"))
-        if oracle_col
-        else None
+    evaluate = get_evaluator(spec.evaluation.evaluator)
+    result = evaluate(
+        EvalContext(
+            spec=spec,
+            bundle=bundle,
+            train_rows=train_rows,
+            holdout_rows=holdout_rows,
+            truth=sources.truth,
+            table=sources.table,
+            params=dict(spec.evaluation.params),
+        )
     )
-    passed = spec.gate.passes(metric)
+    missing = [m for m in gate_metric_names(spec) if m not in result.metrics]
+    if missing:
+        raise TrainingError(
+            f"evaluator '{spec.evaluation.evaluator}' of {spec.id} did not report gate metric(s): {', '.join(missing)}",
+            hint="fix the evaluator or the gate metric names in the model spec",
+        )
+    metric = float(result.metrics[spec.gate.metric])
+    oracle = result.oracle.get(spec.gate.metric)
+    passed = spec.gate.passes_all(result.metrics)
 
     metrics = {
-        f"holdout_{spec.gate.metric}": metric,
+        **{f"holdout_{k}": float(v) for k, v in result.metrics.items()},
+        **{f"oracle_{k}": float(v) for k, v in result.oracle.items()},
         "train_seconds": fit_seconds,
         "rows_dropped_no_features": float(built.dropped_missing),
         "rows_dropped_invalid": float(built.dropped_invalid),
     }
+    ratio = oracle_ratio(spec.gate.op, metric, oracle)
+    if ratio is not None:
+        metrics["oracle_ratio"] = ratio
     say("materialising online features")
     online = settings.online_store()
     try:
-        for table, rows_count in materialize_tables(view, built, store=online).items():
-            metrics[f"online_rows.{table}"] = float(rows_count)
+        for name, rows_count in materialize_tables(view, built, store=online).items():
+            metrics[f"online_rows.{name}"] = float(rows_count)
     finally:
         online.close()
-    if oracle is not None:
-        metrics[f"oracle_{spec.gate.metric}"] = oracle
     say("logging to MLflow")
     store = ModelStore(settings)
+    plot = _plot_sample(spec, bundle, holdout_rows)
     run_id, model_uri = _log_run(
-        store=store, spec=spec, bundle=bundle, metrics=metrics, params=params,
-        holdout_rows=holdout_rows, passed=passed, run_name=run_name,
-        n_train=len(train_rows), n_holdout=len(holdout_rows),
+        store=store,
+        spec=spec,
+        bundle=bundle,
+        metrics=metrics,
+        params=params,
+        holdout_rows=holdout_rows,
+        passed=passed,
+        run_name=run_name,
+        n_train=len(train_rows),
+        n_holdout=len(holdout_rows),
+        notes=result.notes,
+        seconds=time.perf_counter() - started,
     )
     seconds = time.perf_counter() - started
     if not passed:
+        values = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items())
         raise GateFailedError(
-            f"{spec.id} {spec.name} missed its gate: {spec.gate.metric}={metric:.4f}, "
-            f"gate {spec.gate.describe()}"
+            f"{spec.id} {spec.name} missed its gate: {values}; gate {spec.gate.describe()}"
             + (f" (oracle {oracle:.4f})" if oracle is not None else ""),
             metric=spec.gate.metric,
             value=metric,
@@ -206,7 +328,9 @@ def train_model(
     if promote:
         say("registering")
         version = store.register(
-            name=spec.name, model_uri=model_uri, run_id=run_id,
+            name=spec.name,
+            model_uri=model_uri,
+            run_id=run_id,
             tags={
                 "catalog_id": spec.id,
                 "gate": spec.gate.describe(),
@@ -215,16 +339,88 @@ def train_model(
             },
         )
         store.set_alias(
-            name=spec.name, alias="champion", version=version, action="promote",
+            name=spec.name,
+            alias="champion",
+            version=version,
+            action="promote",
             reason=f"passed gate {spec.gate.describe()} with {spec.gate.metric}={metric:.4f}",
             evidence={"run_id": run_id, **metrics},
         )
     return TrainOutcome(
-        model_id=spec.id, model_name=spec.name, run_id=run_id, metric_name=spec.gate.metric,
-        metric=metric, oracle_metric=oracle, gate=spec.gate.describe(), passed=passed,
-        version=version, seconds=seconds, n_train=len(train_rows), n_holdout=len(holdout_rows),
-        extra={"fit_seconds": fit_seconds},
+        model_id=spec.id,
+        model_name=spec.name,
+        run_id=run_id,
+        metric_name=spec.gate.metric,
+        metric=metric,
+        oracle_metric=oracle,
+        gate=spec.gate.describe(),
+        passed=passed,
+        version=version,
+        seconds=seconds,
+        n_train=len(train_rows),
+        n_holdout=len(holdout_rows),
+        extra={"fit_seconds": fit_seconds, **{k: float(v) for k, v in result.metrics.items()}},
+        notes=result.notes,
+        plot=plot,
     )
+
+
+def oracle_ratio(op: str, metric: float, oracle: float | None) -> float | None:
+    """How close the model is to the oracle: model/oracle for scores, oracle/model for errors.
+
+    Undefined (None) without an oracle, or for an error metric whose oracle is 0
+    (the label is the truth itself: decision and causal models).
+    """
+    if oracle is None or not np.isfinite(oracle) or not np.isfinite(metric):
+        return None
+    if op == ">=":
+        return metric / oracle if oracle > 0 else None
+    if oracle <= 0 or metric <= 0:
+        return None
+    return oracle / metric
+
+
+def _fit(
+    spec: ModelSpec,
+    *,
+    params: dict[str, Any],
+    train_path: Path,
+    storage_path: Path,
+    run_name: str,
+    n_classes: int | None,
+) -> Estimator:
+    from raycore.training.backends import fit_estimator
+
+    return fit_estimator(
+        family=spec.algorithm.family,
+        task=spec.task,
+        objective=spec.algorithm.objective,
+        params=params,
+        num_boost_round=spec.algorithm.num_boost_round,
+        train_path=train_path,
+        resources=spec.resources,
+        storage_path=storage_path,
+        run_name=run_name,
+        n_classes=n_classes,
+        group_column=spec.group_column,
+    )
+
+
+def _plot_sample(
+    spec: ModelSpec, bundle: ModelBundle, holdout: pd.DataFrame, n: int = 300
+) -> dict[str, list[Any]]:
+    """A small sample of (actual, predicted) holdout pairs for the portfolio report."""
+    if spec.task in UNSUPERVISED or spec.label not in holdout.columns:
+        return {}
+    sample = holdout.sample(min(n, len(holdout)), random_state=0)
+    try:
+        pred = np.asarray(bundle.predict(sample))
+    except RaycoreError:
+        return {}
+    if pred.ndim != 1:
+        return {}
+    actual = sample[spec.label].tolist()
+    return {"actual": [_plain(v) for v in actual], "predicted": [_plain(v) for v in pred.tolist()]}
 
 
 def _single_view(spec: ModelSpec) -> FeatureView:
@@ -251,7 +447,9 @@ class BuiltRows:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
-def materialize_tables(view: FeatureView, built: BuiltRows, *, store: OnlineStore) -> dict[str, int]:
+def materialize_tables(
+    view: FeatureView, built: BuiltRows, *, store: OnlineStore
+) -> dict[str, int]:
     """Write each feature table's latest rows per entity to the online store."""
     return {
         table.store_name: materialize_online(table, built.tables[table.name], store=store)
@@ -259,30 +457,45 @@ def materialize_tables(view: FeatureView, built: BuiltRows, *, store: OnlineStor
     }
 
 
-def build_training_rows(spec: ModelSpec, view: FeatureView, source: pd.DataFrame) -> BuiltRows:
-    """Label rows point-in-time joined with the view's feature tables (the batch path)."""
+def build_training_rows(
+    spec: ModelSpec,
+    view: FeatureView,
+    source: pd.DataFrame,
+    *,
+    tables: Callable[[str], pd.DataFrame] | None = None,
+) -> BuiltRows:
+    """Label rows point-in-time joined with the view's feature tables (the batch path).
+
+    ``tables(name)`` reads another source table; each feature table is
+    materialised from its own ``source`` (and ``label_rows`` gets the frames of
+    ``label_sources``). Without it every table is computed from ``source``.
+    """
     assert view.label_rows is not None
-    labels = view.label_rows(source)
+    read = tables or (lambda _name: source)
+    if view.label_sources:
+        labels = view.label_rows(source, {name: read(name) for name in view.label_sources})
+    else:
+        labels = view.label_rows(source)
     if spec.label not in labels.columns:
         raise SpecError(
             f"label '{spec.label}' is not produced by feature view '{view.name}'",
             field="label",
             hint=f"columns available: {', '.join(labels.columns)}",
         )
-    tables = {}
+    frames: dict[str, pd.DataFrame] = {}
     digests = {}
     for table in view.tables:
-        materialized = table.materialize(source)
-        tables[table.name] = materialized
+        materialized = table.materialize(read(table.source))
+        frames[table.name] = materialized
         digests[table.store_name] = f"{table.digest()}:{frame_digest(materialized)}"
-    built = view.training_frame(labels, tables)
+    built = view.training_frame(labels, frames)
     if built.rows.empty:
         raise DataError(
             f"no training rows left for {spec.id} after the point-in-time join "
             f"({built.dropped_missing} without features, {built.dropped_invalid} refused by the view)",
             hint="check the source table's time range and the feature tables' TTL",
         )
-    return BuiltRows(built.rows, digests, built.dropped_missing, built.dropped_invalid, tables)
+    return BuiltRows(built.rows, digests, built.dropped_missing, built.dropped_invalid, frames)
 
 
 def _log_run(
@@ -297,6 +510,8 @@ def _log_run(
     run_name: str,
     n_train: int,
     n_holdout: int,
+    notes: str = "",
+    seconds: float = 0.0,
 ) -> tuple[str, str]:
     import tempfile
 
@@ -320,7 +535,9 @@ def _log_run(
                 "n_holdout": n_holdout,
             }
         )
-        mlflow.log_metrics(metrics)
+        mlflow.log_metrics({**metrics, "duration_seconds": seconds})
+        if notes:
+            mlflow.set_tag("evaluation_notes", notes[:4000])
         md = bundle.metadata
         mlflow.set_tags(
             {
@@ -328,6 +545,8 @@ def _log_run(
                 "task": spec.task,
                 "gate": spec.gate.describe(),
                 "gate_passed": str(passed).lower(),
+                "evaluator": spec.evaluation.evaluator,
+                "algorithm": f"{spec.algorithm.family}:{spec.algorithm.objective}",
                 "feature_view": f"{md.feature_view}:v{md.feature_view_version}",
                 "feature_view_digest": md.feature_view_digest,
                 "code_version": md.code_version,
@@ -343,6 +562,10 @@ def _log_run(
                 artifacts={BUNDLE_ARTIFACT: str(folder)},
                 signature=signature,
                 input_example=example,
-                pip_requirements=[f"raycore=={raycore.__version__}", "lightgbm", "pandas<3"],
+                pip_requirements=[
+                    f"raycore=={raycore.__version__}",
+                    *_FAMILY_REQUIREMENTS.get(md.family, []),
+                    "pandas<3",
+                ],
             )
         return run.info.run_id, info.model_uri

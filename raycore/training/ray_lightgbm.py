@@ -1,72 +1,123 @@
 """Distributed LightGBM on Ray Train, each worker reading its own shard.
 
-Workers read their rows straight from a parquet file (row ``i`` goes to
-worker ``i % world_size``) instead of going through Ray Data: on small boxes
-Ray Data ingest costs far more than the training itself (ENVIRONMENT.md).
-Rank 0 reports the booster as a checkpoint; a restarted worker group resumes
-from the latest checkpoint and trains only the remaining rounds.
+Workers read their rows straight from a parquet file (``ray_train_job``):
+row ``i`` goes to worker ``i % world_size``; for ranking (``group_column``)
+whole query groups go to one worker, sorted so each group is contiguous, and
+their sizes are passed to ``lgb.Dataset(group=...)``. Rank 0 reports the
+booster as a checkpoint every ``checkpoint_every`` rounds; a restarted worker
+group resumes from the latest checkpoint and trains only the remaining rounds.
 """
 
 from __future__ import annotations
 
-import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
-import pyarrow.parquet as pq
 
-from raycore.errors import TrainingError
 from raycore.runtime import require_gpus
 from raycore.specs import ResourcesSpec
+from raycore.training.ray_train_job import (
+    LABEL_COLUMN,
+    FaultInjection,
+    lean_trainer,
+    maybe_kill_worker,
+    read_worker_shard,
+    record_attempt_start,
+    report_round,
+    restored_checkpoint,
+    run_config,
+    run_trainer,
+    scaling_config,
+)
 
-__all__ = ["LABEL_COLUMN", "fit_lightgbm"]
+__all__ = ["LABEL_COLUMN", "fit_lightgbm", "lightgbm_params", "worker_params"]
 
-LABEL_COLUMN = "__label__"
 MODEL_FILE = "model.txt"
 
 
+def lightgbm_params(
+    params: dict[str, Any], *, objective: str | None = None, n_classes: int | None = None
+) -> dict[str, Any]:
+    """``params`` with the spec's objective (it wins over ``params['objective']``) and ``num_class``.
+
+    Example:
+        >>> lightgbm_params({"objective": "regression", "alpha": 0.9}, objective="quantile")
+        {'objective': 'quantile', 'alpha': 0.9}
+        >>> lightgbm_params({}, objective="multiclass", n_classes=3)
+        {'objective': 'multiclass', 'num_class': 3}
+    """
+    merged = dict(params)
+    if objective:
+        merged["objective"] = objective
+    if n_classes is not None:
+        merged["num_class"] = int(n_classes)
+    return merged
+
+
+def worker_params(
+    params: dict[str, Any], *, threads: float, use_gpu: bool, network: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The params one worker trains with: threads, GPU device, data-parallel network (``network``).
+
+    Example:
+        >>> worker_params({"objective": "binary"}, threads=2, use_gpu=True, network=None)
+        {'objective': 'binary', 'verbose': -1, 'num_threads': 2, 'device_type': 'gpu'}
+    """
+    merged = dict(params)
+    merged.setdefault("verbose", -1)
+    merged["num_threads"] = max(1, int(threads))
+    if use_gpu:
+        merged.setdefault("device_type", "gpu")
+    if network:
+        merged.update({"tree_learner": "data_parallel", "pre_partition": True, **network})
+    return merged
+
+
+def _save_booster(booster: lgb.Booster, folder: Path) -> None:
+    booster.save_model(str(folder / MODEL_FILE))
+
+
 def _train_loop(config: dict[str, Any]) -> None:
-    import numpy as np
     import ray.train
     from ray.train.lightgbm import get_network_params
 
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    table = pq.read_table(config["train_path"])
-    idx = np.arange(rank, table.num_rows, world)
-    frame = table.take(idx).to_pandas()
-    y = frame.pop(LABEL_COLUMN)
-    params = dict(config["params"])
-    params.setdefault("verbose", -1)
-    params["num_threads"] = max(1, int(config["threads"]))
-    if config["use_gpu"]:
-        params.setdefault("device_type", "gpu")
-    if world > 1:
-        params.update({"tree_learner": "data_parallel", "pre_partition": True, **get_network_params()})
+    shard = read_worker_shard(
+        config["train_path"], rank=rank, world=world, group_column=config["group_column"]
+    )
+    network = get_network_params() if world > 1 else None
+    params = worker_params(
+        config["params"], threads=config["threads"], use_gpu=config["use_gpu"], network=network
+    )
 
-    init_model = None
+    booster: lgb.Booster | None = None
     done_rounds = 0
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as d:
-            init_model = lgb.Booster(model_file=str(Path(d) / MODEL_FILE))
-            done_rounds = init_model.current_iteration()
+    with restored_checkpoint() as folder:
+        if folder is not None:
+            booster = lgb.Booster(model_file=str(folder / MODEL_FILE))
+            done_rounds = booster.current_iteration()
+    record_attempt_start(config["fault_injection"], rank=rank, start_round=done_rounds)
+
     total = int(config["num_boost_round"])
     every = int(config["checkpoint_every"]) or total
-    booster = init_model
-    dataset = lgb.Dataset(frame, label=y, free_raw_data=False)
+    dataset = lgb.Dataset(
+        shard.features, label=shard.label, group=shard.group_sizes, free_raw_data=False
+    )
     while done_rounds < total:
         step = min(every, total - done_rounds)
-        booster = lgb.train(params, dataset, num_boost_round=step, init_model=booster, keep_training_booster=True)
+        booster = lgb.train(
+            params, dataset, num_boost_round=step, init_model=booster, keep_training_booster=True
+        )
         done_rounds += step
-        metrics = {"rounds": done_rounds}
-        if rank == 0:
-            with tempfile.TemporaryDirectory() as d:
-                booster.save_model(str(Path(d) / MODEL_FILE))
-                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
-        else:
-            ray.train.report(metrics)
+        report_round(
+            {"rounds": done_rounds},
+            rank=rank,
+            save=partial(_save_booster, booster),
+        )
+        maybe_kill_worker(config["fault_injection"], rank=rank, done_round=done_rounds)
 
 
 def fit_lightgbm(
@@ -77,48 +128,46 @@ def fit_lightgbm(
     resources: ResourcesSpec,
     storage_path: Path,
     run_name: str,
+    objective: str | None = None,
+    n_classes: int | None = None,
+    group_column: str | None = None,
     checkpoint_every: int = 0,
     max_failures: int = 1,
+    fault_injection: FaultInjection | None = None,
 ) -> lgb.Booster:
     """Train a LightGBM booster with Ray Train's LightGBMTrainer.
 
-    ``train_path`` is a parquet file of model features plus ``__label__``.
-    ``checkpoint_every`` rounds (0 = only at the end) a checkpoint is reported.
+    ``train_path`` is a parquet file of model features plus ``__label__`` (and
+    ``group_column`` for ranking, not a feature). ``objective`` overrides
+    ``params['objective']``; ``n_classes`` sets ``num_class`` (multiclass).
+    A checkpoint is reported every ``checkpoint_every`` rounds (0 = only at the
+    end). ``fault_injection`` is for tests only (``ray_train_job.FaultInjection``).
+
+    Example:
+        >>> booster = fit_lightgbm(train_path=path, params={"objective": "binary"}, num_boost_round=50,
+        ...                        resources=ResourcesSpec(), storage_path=tmp, run_name="demo")  # doctest: +SKIP
     """
-    import ray.train
     from ray.train.lightgbm import LightGBMTrainer
 
     if resources.use_gpu:
         require_gpus(resources.num_workers)
-    trainer = LightGBMTrainer(
+    trainer = lean_trainer(LightGBMTrainer)(
         _train_loop,
         train_loop_config={
             "train_path": str(train_path),
-            "params": params,
+            "params": lightgbm_params(params, objective=objective, n_classes=n_classes),
             "num_boost_round": num_boost_round,
             "threads": resources.cpus_per_worker,
             "use_gpu": resources.use_gpu,
             "checkpoint_every": checkpoint_every,
+            "group_column": group_column,
+            "fault_injection": fault_injection.to_config() if fault_injection else None,
         },
-        scaling_config=ray.train.ScalingConfig(
-            num_workers=resources.num_workers,
-            use_gpu=resources.use_gpu,
-            resources_per_worker={"CPU": resources.cpus_per_worker},
-        ),
-        run_config=ray.train.RunConfig(
-            name=run_name,
-            storage_path=str(storage_path),
-            failure_config=ray.train.FailureConfig(max_failures=max_failures),
+        scaling_config=scaling_config(resources),
+        run_config=run_config(
+            storage_path=storage_path, run_name=run_name, max_failures=max_failures
         ),
     )
-    try:
-        result = trainer.fit()
-    except Exception as exc:  # Ray wraps worker errors in its own types
-        raise TrainingError(
-            f"Ray Train run '{run_name}' failed: {exc}",
-            hint="see the worker traceback above; `foundry train` re-runs from the last checkpoint",
-        ) from exc
-    if result.checkpoint is None:
-        raise TrainingError(f"Ray Train run '{run_name}' finished without a checkpoint")
+    result = run_trainer(trainer, run_name=run_name)
     with result.checkpoint.as_directory() as d:
         return lgb.Booster(model_file=str(Path(d) / MODEL_FILE))

@@ -1,0 +1,1 @@
+"""Evaluators of decision, causal and unsupervised models; each module registers on import."""
