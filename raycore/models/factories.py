@@ -15,59 +15,25 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from typing import Any
 
 from raycore.errors import SpecError
+from raycore.plugins import PluginRegistry
 
 __all__ = ["make_sklearn", "sklearn_factories", "sklearn_factory"]
 
 Factory = Callable[[dict[str, Any]], Any]
-_FACTORIES: dict[str, Factory] = {}
-_DISCOVERED = False
-
-
-def sklearn_factory(name: str) -> Callable[[Factory], Factory]:
-    """Register ``fn(params) -> estimator`` under ``name`` (decorator)."""
-
-    def wrap(fn: Factory) -> Factory:
-        if name in _FACTORIES and _FACTORIES[name] is not fn:
-            raise ValueError(f"sklearn factory '{name}' is registered twice")
-        _FACTORIES[name] = fn
-        return fn
-
-    return wrap
-
-
-def _discover() -> None:
-    global _DISCOVERED
-    if _DISCOVERED:
-        return
-    _DISCOVERED = True
-    import raycore.models.custom as custom
-
-    for info in pkgutil.iter_modules(custom.__path__):
-        importlib.import_module(f"{custom.__name__}.{info.name}")
-
-
-def sklearn_factories() -> dict[str, Factory]:
-    _discover()
-    return dict(_FACTORIES)
+_REGISTRY: PluginRegistry[Factory] = PluginRegistry("sklearn estimator", "raycore.models.custom")
+sklearn_factory = _REGISTRY.register
+sklearn_factories = _REGISTRY.all
 
 
 def make_sklearn(name: str, params: dict[str, Any]) -> Any:
     """An unfitted estimator from factory ``name`` and ``params``."""
-    factories = sklearn_factories()
-    if name not in factories:
-        raise SpecError(
-            f"unknown sklearn estimator '{name}'",
-            field="algorithm.objective",
-            hint=f"use one of: {', '.join(sorted(factories))}",
-        )
+    factory = _REGISTRY.get(name, field="algorithm.objective")
     try:
-        return factories[name](dict(params))
+        return factory(dict(params))
     except TypeError as exc:
         raise SpecError(
             f"bad parameters for sklearn estimator '{name}': {exc}",

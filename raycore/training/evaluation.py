@@ -19,8 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -28,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from raycore.errors import DataError, SpecError
+from raycore.errors import DataError
+from raycore.plugins import PluginRegistry
 from raycore.training.metrics import compute_metric
 
 if TYPE_CHECKING:
@@ -83,47 +82,13 @@ class EvalResult:
 
 
 Evaluator = Callable[[EvalContext], EvalResult]
-_EVALUATORS: dict[str, Evaluator] = {}
-_DISCOVERED = False
-
-
-def evaluator(name: str) -> Callable[[Evaluator], Evaluator]:
-    """Register an evaluator under ``name`` (decorator)."""
-
-    def wrap(fn: Evaluator) -> Evaluator:
-        if name in _EVALUATORS and _EVALUATORS[name] is not fn:
-            raise ValueError(f"evaluator '{name}' is registered twice")
-        _EVALUATORS[name] = fn
-        return fn
-
-    return wrap
-
-
-def _discover() -> None:
-    global _DISCOVERED
-    if _DISCOVERED:
-        return
-    _DISCOVERED = True
-    import raycore.training.evaluators as pkg
-
-    for info in pkgutil.iter_modules(pkg.__path__):
-        importlib.import_module(f"{pkg.__name__}.{info.name}")
-
-
-def evaluators() -> dict[str, Evaluator]:
-    _discover()
-    return dict(_EVALUATORS)
+_REGISTRY: PluginRegistry[Evaluator] = PluginRegistry("evaluator", "raycore.training.evaluators")
+evaluator = _REGISTRY.register
+evaluators = _REGISTRY.all
 
 
 def get_evaluator(name: str) -> Evaluator:
-    known = evaluators()
-    if name not in known:
-        raise SpecError(
-            f"unknown evaluator '{name}'",
-            field="evaluation.evaluator",
-            hint=f"use one of: {', '.join(sorted(known))}",
-        )
-    return known[name]
+    return _REGISTRY.get(name, field="evaluation.evaluator")
 
 
 def gate_metric_names(spec: ModelSpec) -> list[str]:
