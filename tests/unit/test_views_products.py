@@ -26,7 +26,9 @@ from raycore.features.online import SqliteOnlineStore, materialize_online
 from raycore.features.view import AS_OF, FeatureView
 from raycore.features.views.products import (
     COMPETITOR_PRICE_HISTORY,
-    PRODUCT_DEMAND_HISTORY,
+    FIT_ELASTICITY_PRIOR,
+    FIT_MIN_WEEKS,
+    PRODUCT_DEMAND_FIT,
     PROMO_TYPES,
 )
 from raycore.models.custom.products import (
@@ -186,7 +188,9 @@ def test_demand_week_arriving_late_is_not_used_before_it_arrives(silver: dict[st
     late_value = float(demand.loc[hit, "units"].iloc[0])
     demand.loc[hit, "available_at"] = w + 4 * WEEK  # three weeks later than usual
     view = get_feature_view("product_weekly_demand")
-    tables = {t.name: t.materialize(demand if t is PRODUCT_DEMAND_HISTORY else silver[t.source]) for t in view.tables}
+    tables = {
+        t.name: t.materialize(demand if t.source == "product_demand_weekly" else silver[t.source]) for t in view.tables
+    }
     labels = pd.DataFrame(
         {
             "product_id": pid,
@@ -204,6 +208,65 @@ def test_demand_week_arriving_late_is_not_used_before_it_arrives(silver: dict[st
     assert late_value not in joined.loc[0, [f"units_lag_{j}" for j in range(1, 5)]].tolist()
     # Once it has arrived, the newest origin is used.
     assert joined.loc[1, "demand_origin_week"] >= w + 2 * WEEK
+    # The demand fit follows the same rule: no fit row whose weeks include w before w arrived.
+    assert joined.loc[0, "fit_origin_week"] < w
+    assert joined.loc[1, "fit_origin_week"] >= w + 2 * WEEK
+
+
+def _fit_panel(n_weeks: int = 120, seed: int = 0, price_step: float = 0.2) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Weekly units of one product with a known price elasticity and yearly cycle, promotions and noise."""
+    rng = np.random.default_rng(seed)
+    weeks = pd.date_range("2023-01-02", periods=n_weeks, freq="7D")
+    woy = weeks.isocalendar().week.to_numpy().astype("float64")
+    angle = 2 * np.pi * woy / 52.18
+    truth = {"elasticity": -2.0, "sin": 0.2, "cos": -0.1, "holiday": 0.4}
+    list_price = 10.0 * np.exp(np.cumsum(rng.normal(0, price_step, n_weeks)))
+    promo = rng.random(n_weeks) < 0.1
+    price = list_price * np.where(promo, 0.8, 1.0)
+    log_units = (
+        np.log(500.0)
+        + truth["elasticity"] * np.log(price / 10.0)
+        + truth["sin"] * np.sin(angle)
+        + truth["cos"] * np.cos(angle)
+        + truth["holiday"] * np.isin(woy, (48, 49, 50, 51))
+        + np.log1p(0.3 * promo)
+    )
+    units = np.round(np.exp(log_units + rng.normal(0, 0.02, n_weeks)))
+    frame = pd.DataFrame({"product_id": 1, "week_start": weeks, "units": units, "revenue": units * price})
+    return frame, truth
+
+
+def test_demand_fit_recovers_a_known_elasticity_and_cycle() -> None:
+    panel, truth = _fit_panel()
+    fit = PRODUCT_DEMAND_FIT.materialize(panel)
+    last = fit.iloc[-1]
+    assert 40 <= last["fit_weeks"] < len(panel)  # promoted (and price-cut) weeks are left out
+    # With list prices spread widely the data outweighs the prior (-1.5) ...
+    assert last["fit_elasticity"] == pytest.approx(truth["elasticity"], abs=0.15)
+    for term, tolerance in (("sin", 0.03), ("cos", 0.03), ("holiday", 0.1)):  # few holiday weeks
+        assert last[f"fit_season_{term}"] == pytest.approx(truth[term], abs=tolerance)
+    assert abs(last["fit_resid_13"]) < 0.1  # what the shrunk elasticity leaves over recent prices
+    assert (fit.loc[fit["fit_weeks"] < FIT_MIN_WEEKS, ["fit_log_base", "fit_elasticity"]] == 0).all().all()
+    # ... with little price movement it stays near the prior, and without any it keeps the prior.
+    calm, _ = _fit_panel(price_step=0.05)
+    assert truth["elasticity"] < PRODUCT_DEMAND_FIT.materialize(calm).iloc[-1]["fit_elasticity"] < -1.55
+    flat, _ = _fit_panel(price_step=0.0)
+    assert PRODUCT_DEMAND_FIT.materialize(flat).iloc[-1]["fit_elasticity"] == pytest.approx(FIT_ELASTICITY_PRIOR)
+
+
+def test_demand_fit_uses_no_later_week() -> None:
+    panel, _ = _fit_panel()
+    fit = PRODUCT_DEMAND_FIT.materialize(panel)
+    origin = panel["week_start"].iloc[70]
+    changed = panel.copy()
+    later = changed["week_start"] > origin
+    changed.loc[later, "units"] = changed.loc[later, "units"] * 3
+    again = PRODUCT_DEMAND_FIT.materialize(changed)
+    pd.testing.assert_frame_equal(
+        fit[fit["fit_origin_week"] <= origin].reset_index(drop=True),
+        again[again["fit_origin_week"] <= origin].reset_index(drop=True),
+    )
+    assert not fit.iloc[-1].equals(again.iloc[-1])
 
 
 def test_wrong_pack_scrapes_are_screened_out(silver: dict[str, pd.DataFrame]) -> None:

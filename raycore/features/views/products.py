@@ -8,6 +8,12 @@ every source row it was computed from has arrived):
   (not promoted) weeks over 13 / 26 / 52 weeks, the median selling price
   (revenue / units), and the product's past response to price cuts (a promoted
   week is one sold below 97% of the median price).
+- ``product_demand_fit`` (``product_demand_weekly``; product x ``fit_origin_week``):
+  a regression of log units over every regular week up to the origin on the
+  week's log selling price (elasticity shrunk towards a typical -1.5) and the
+  yearly cycle (two harmonics, holiday weeks), and its mean residual over the
+  last 13 weeks: the product's level with season and price taken out, read
+  from all of its history rather than the 13 noisy weeks of the median.
 - ``product_attributes`` (``products``; product x ``launch_date``): category,
   brand tier, pack size (0 = unknown) and launch list price.
 - ``product_list_prices`` (``product_prices_daily``; product x ``price_date``):
@@ -25,8 +31,9 @@ every source row it was computed from has arrived):
 Views (one per catalog model, several share tables and label rows):
 
 - ``product_weekly_demand`` (mdl-006): units of a product in a target week, from
-  recent demand, the planned list price / discount / promotion type of that
-  week, competitor prices, calendar and attributes; label scaled by the 13-week median.
+  recent demand, the demand fit's forecast at the planned list price, the
+  planned discount / promotion type of that week, competitor prices, calendar
+  and attributes; label scaled by the 13-week median.
 - ``promotion_uplift`` (mdl-016): the same rows for the T-learner, without the
   selling price (which mixes the week without the promotion and the treatment).
 - ``product_price_response`` (mdl-011): the same rows with the planned selling
@@ -61,6 +68,7 @@ __all__ = [
     "COMPETITOR_PRICE_NEXT",
     "NEW_PRODUCT_ATTRIBUTES",
     "PRODUCT_ATTRIBUTES",
+    "PRODUCT_DEMAND_FIT",
     "PRODUCT_DEMAND_HISTORY",
     "PRODUCT_LIST_PRICES",
     "PRODUCT_PRICE_ELASTICITY",
@@ -90,6 +98,16 @@ OUTLIER_RATIO = 2.5
 PROMO_SLOPE_PRIOR = 0.05
 # A week whose mean selling price is below this share of the 13-week median price was promoted.
 PROMO_PRICE_RATIO = 0.97
+# Demand fit (product_demand_fit): regular weeks needed, the price elasticity it shrinks towards and how
+# hard (in units of the normal equations: a weight of 20 needs a log-price spread of ~0.6 over a year of
+# weeks to move the estimate half-way), and the weeks of a launch ramp left out of it.
+FIT_MIN_WEEKS = 26
+FIT_ELASTICITY_PRIOR = -1.5
+FIT_ELASTICITY_WEIGHT = 20.0
+FIT_RAMP_WEEKS = 10
+FIT_RESID_WEEKS = 13
+FIT_SEASON_TERMS = ("sin", "cos", "sin2", "cos2", "holiday")
+YEAR_WEEKS = 52.18
 
 
 # --------------------------------------------------------------------------- helpers
@@ -249,6 +267,117 @@ PRODUCT_DEMAND_HISTORY = FeatureTable(
         FeatureField("weeks_observed", "int", "Weeks of demand observed up to the origin.", ge=1),
     ),
     compute=_demand_history,
+)
+
+
+def _fit_season(woy: np.ndarray) -> np.ndarray:
+    """Regressors of the yearly cycle (``FIT_SEASON_TERMS``) for ISO weeks ``woy``; shape ``(*woy.shape, 5)``."""
+    woy = np.asarray(woy, dtype="float64")
+    angle = 2.0 * np.pi * woy / YEAR_WEEKS
+    holiday = np.isin(woy, HOLIDAY_PEAK_WEEKS).astype("float64")
+    return np.stack([np.sin(angle), np.cos(angle), np.sin(2.0 * angle), np.cos(2.0 * angle), holiday], axis=-1)
+
+
+def _demand_fit(demand: pd.DataFrame) -> pd.DataFrame:
+    """Per product and origin week, ``log units = a + e log price + theta . season(woy)`` over its regular weeks.
+
+    Regular weeks are those sold at no less than ``PROMO_PRICE_RATIO`` of the 13-week median price (as in
+    ``product_demand_history``), after the first ``FIT_RAMP_WEEKS`` of a product launched inside the data.
+    All origins are solved at once from cumulative sums of the normal equations (7 x 7 per product and
+    week). Rows with fewer than ``FIT_MIN_WEEKS`` regular weeks carry zeros and ``fit_weeks`` says so.
+    """
+    d = demand.assign(week_start=_dates(demand["week_start"]))
+    d = d[d["units"].notna()]
+    units = d["units"].astype("float64")
+    d = d.assign(
+        units=units,
+        _price=(d["revenue"].astype("float64") / units).where(units > 0),
+        _known=_known(d, d["week_start"], WEEK).astype("int64").astype("float64"),
+    )
+    weeks = _weeks(d["week_start"])
+    u = _matrix(d, "week_start", "product_id", "units", weeks)
+    p = _matrix(d, "week_start", "product_id", "_price", weeks)
+    k = _matrix(d, "week_start", "product_id", "_known", weeks)
+    n_weeks, n_products = u.shape
+    observed = u.notna().to_numpy()
+    first = np.where(observed.any(axis=0), observed.argmax(axis=0), n_weeks)
+    ramp = (first[None, :] > 0) & (np.arange(n_weeks)[:, None] < first[None, :] + FIT_RAMP_WEEKS)
+    with np.errstate(all="ignore"):
+        ratio = (p / p.rolling(WINDOW, min_periods=3).median()).to_numpy()
+        log_units = np.log(u.to_numpy())
+        log_price = np.log(p.to_numpy())
+    regular = (ratio >= PROMO_PRICE_RATIO) & np.isfinite(log_units) & np.isfinite(log_price) & ~ramp
+    y = np.where(regular, log_units, 0.0)
+    woy = weeks.isocalendar().week.to_numpy().astype("float64")
+    x = (
+        np.concatenate(
+            [
+                np.ones((n_weeks, n_products, 1)),
+                np.where(regular, log_price, 0.0)[:, :, None],
+                np.broadcast_to(_fit_season(woy)[:, None, :], (n_weeks, n_products, len(FIT_SEASON_TERMS))),
+            ],
+            axis=2,
+        )
+        * regular[:, :, None]
+    )
+    n_terms = x.shape[2]
+    penalty = np.zeros(n_terms)
+    penalty[1] = FIT_ELASTICITY_WEIGHT
+    prior = np.zeros(n_terms)
+    prior[1] = FIT_ELASTICITY_PRIOR
+    xx = np.cumsum(np.einsum("tpi,tpj->tpij", x, x), axis=0) + np.diag(penalty + 1e-6)
+    xy = np.cumsum(x * y[:, :, None], axis=0) + penalty * prior
+    beta = np.linalg.solve(xx, xy[..., None])[..., 0]
+    n_regular = np.cumsum(regular, axis=0)
+    # Mean residual of the regular weeks among the last FIT_RESID_WEEKS under each origin's fit.
+    resid_sum = np.zeros((n_weeks, n_products))
+    resid_n = np.zeros((n_weeks, n_products))
+    for lag in range(FIT_RESID_WEEKS):
+        at = np.maximum(np.arange(n_weeks) - lag, 0)
+        use = regular[at] & (np.arange(n_weeks) >= lag)[:, None]
+        resid = y[at] - np.einsum("tpi,tpi->tp", beta, x[at])
+        resid_sum += np.where(use, resid, 0.0)
+        resid_n += use
+    usable = (n_regular >= FIT_MIN_WEEKS) & (resid_n > 0)
+
+    def frame(values: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(np.where(usable, values, 0.0), index=weeks, columns=u.columns)
+
+    cols = {
+        "fit_log_base": frame(beta[:, :, 0]),
+        "fit_elasticity": frame(beta[:, :, 1]),
+        **{f"fit_season_{name}": frame(beta[:, :, 2 + i]) for i, name in enumerate(FIT_SEASON_TERMS)},
+        "fit_resid_13": frame(resid_sum / np.maximum(resid_n, 1.0)),
+        "fit_weeks": pd.DataFrame(np.where(usable, n_regular, 0), index=weeks, columns=u.columns),
+    }
+    out = _long(cols, k.cummax(), u.notna(), ["fit_origin_week", "product_id"])
+    out["product_id"] = out["product_id"].astype("int64")
+    out["fit_weeks"] = out["fit_weeks"].astype("int64")
+    return out
+
+
+PRODUCT_DEMAND_FIT = FeatureTable(
+    name="product_demand_fit",
+    version=1,
+    entity=("product_id",),
+    event_time="fit_origin_week",
+    source="product_demand_weekly",
+    ttl=pd.Timedelta(days=42),
+    description="A product's log units regressed on its log price and the yearly cycle over its regular weeks.",
+    fields=(
+        FeatureField("fit_origin_week", "date", "The latest week whose units are known (the fit's last week)."),
+        FeatureField(
+            "fit_log_base", "float", "Fit intercept: log units at a price of 1 outside the cycle (0: no fit)."
+        ),
+        FeatureField("fit_elasticity", "float", "Fitted own-price elasticity, shrunk towards -1.5 (0: no fit)."),
+        *(
+            FeatureField(f"fit_season_{name}", "float", f"Fitted '{name}' term of the yearly cycle (0: no fit).")
+            for name in FIT_SEASON_TERMS
+        ),
+        FeatureField("fit_resid_13", "float", "Mean log residual of the regular weeks among the last 13 (0: no fit)."),
+        FeatureField("fit_weeks", "int", f"Regular weeks fitted; below {FIT_MIN_WEEKS} there is no fit (0).", ge=0),
+    ),
+    compute=_demand_fit,
 )
 
 
@@ -628,6 +757,27 @@ def _demand_transform(raw: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _weekly_demand_transform(raw: pd.DataFrame) -> pd.DataFrame:
+    """The demand features plus the demand fit's forecast of the target week at its planned list price.
+
+    ``fit_ratio`` re-anchors the fit on the last 13 weeks' residual, ``fit_raw_ratio`` does not; both are
+    relative to the 13-week median (the label scale) and NaN where the product has no fit yet.
+    """
+    out = _demand_transform(raw)
+    theta = raw[[f"fit_season_{name}" for name in FIT_SEASON_TERMS]].to_numpy(dtype="float64")
+    log_fit = (
+        raw["fit_log_base"].to_numpy()
+        + raw["fit_elasticity"].to_numpy() * np.log(raw["list_price"].to_numpy())
+        + np.einsum("ni,ni->n", theta, _fit_season(_week_of_year(raw["week_start"])))
+    )
+    fitted = raw["fit_weeks"].to_numpy() >= FIT_MIN_WEEKS
+    log_level = np.log(raw["units_median_13"].to_numpy())
+    with np.errstate(over="ignore"):
+        out["fit_ratio"] = np.where(fitted, np.exp(log_fit + raw["fit_resid_13"].to_numpy() - log_level), np.nan)
+        out["fit_raw_ratio"] = np.where(fitted, np.exp(log_fit - log_level), np.nan)
+    return out
+
+
 _DEMAND_CONTEXT_FEATURES = (
     "horizon",
     "week_of_year",
@@ -664,11 +814,12 @@ _DEMAND_REQUEST = (
 
 PRODUCT_WEEKLY_DEMAND = FeatureView(
     name="product_weekly_demand",
-    version=1,
-    description="Weekly units of a product from recent demand, planned price and promotion, calendar, attributes.",
+    version=2,
+    description="Weekly units of a product from recent demand and its demand fit, planned price and promotion, "
+    "calendar, attributes.",
     entity=(FeatureField("product_id", "int", "Product id.", ge=1),),
     request=_DEMAND_REQUEST,
-    tables=(PRODUCT_DEMAND_HISTORY, PRODUCT_ATTRIBUTES, COMPETITOR_PRICE_INDEX),
+    tables=(PRODUCT_DEMAND_HISTORY, PRODUCT_ATTRIBUTES, COMPETITOR_PRICE_INDEX, PRODUCT_DEMAND_FIT),
     feature_names=(
         *_DEMAND_CONTEXT_FEATURES,
         "log_list_vs_launch",
@@ -678,8 +829,10 @@ PRODUCT_WEEKLY_DEMAND = FeatureView(
         "promo_feature",
         "log_list_rel",
         "log_price_rel",
+        "fit_ratio",
+        "fit_raw_ratio",
     ),
-    transform=_demand_transform,
+    transform=_weekly_demand_transform,
     check=_demand_check,
     label_rows=_demand_label_rows,
     label_sources=("product_prices_daily", "promotions"),
