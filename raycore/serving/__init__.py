@@ -1,4 +1,4 @@
-"""Serving: request schemas, the Ray-free Predictor, the Serve application."""
+"""Serving: request schemas, wire protocols (OIP v2, MLflow scoring), the Ray-free Predictor, the Serve app."""
 
 from raycore.serving.predictor import Predictor
 from raycore.serving.schemas import MAX_ROWS, RowSchema

@@ -6,6 +6,10 @@ The assembled raw rows go through the bundle's feature view — the same
 ``compute`` that built the training set. The Serve deployment is a thin shell
 around this class, so the whole request path is testable without Ray.
 
+``run`` is the one prediction path of every protocol (simple JSON, Open
+Inference Protocol v2, MLflow scoring): each parses its payload into validated
+rows with ``RowSchema`` and hands them here with a ``Locate`` for its body.
+
 Example:
     >>> predictor = Predictor(bundle=bundle, version="3", online=store)   # doctest: +SKIP
     >>> predictor.predict({"inputs": {"store_id": 3, ...}})["predictions"] # doctest: +SKIP
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,10 +28,27 @@ import pandas as pd
 from raycore.errors import FeatureLookupError, InputValidationError
 from raycore.features.assembly import assemble_online
 from raycore.features.online import OnlineStore
+from raycore.models.adapter import output_kind
 from raycore.registry.bundle import ModelBundle
-from raycore.serving.schemas import MAX_ROWS, RowSchema
+from raycore.serving.schemas import MAX_ROWS, Locate, RowSchema
 
-__all__ = ["Predictor"]
+__all__ = ["Prediction", "Predictor"]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What one request's rows predicted.
+
+    ``values`` has one entry per row: a float (regression-like, binary: P(class 1))
+    or a class label; ``probabilities`` (rows x classes) only when asked for.
+    """
+
+    values: np.ndarray
+    probabilities: pd.DataFrame | None
+    latency_ms: float
+
+    def jsonable(self) -> list[Any]:
+        return [v.item() if isinstance(v, np.generic) else v for v in self.values]
 
 
 class Predictor:
@@ -41,6 +63,12 @@ class Predictor:
         self.name = bundle.metadata.model_name
         self.schema = RowSchema.from_input_schema(bundle.metadata.input_schema, max_rows=max_rows)
 
+    @property
+    def classes(self) -> list[Any]:
+        """Class labels of a model that predicts one (multiclass, text classification); else []."""
+        md = self.bundle.metadata
+        return list(md.classes) if output_kind(md.task) == "probabilities" else []
+
     def describe(self) -> dict[str, Any]:
         md = self.bundle.metadata
         return {
@@ -54,30 +82,54 @@ class Predictor:
             "metrics": md.metrics,
         }
 
-    def assemble(self, frame: pd.DataFrame, *, single: bool) -> pd.DataFrame:
+    def assemble(self, frame: pd.DataFrame, *, locate: Locate) -> pd.DataFrame:
         """Fill feature-table values the request left out from the online store."""
         try:
             return assemble_online(self.bundle.view, frame, online=self.online)
         except FeatureLookupError as exc:
-            loc: list[Any] = ["body", "inputs"] + ([] if single else [exc.row]) + ([exc.field] if exc.field else [])
+            loc = locate(exc.row, exc.field)
             raise InputValidationError(
                 f"invalid input at {'.'.join(map(str, loc))}: {exc.message}",
                 errors=[{"loc": loc, "msg": exc.message, "type": "value_error"}],
                 hint=exc.hint,
             ) from exc
 
-    def predict(self, body: Any) -> dict[str, Any]:
-        """Validate ``body``, assemble features and answer; InputValidationError on bad input."""
+    def run(self, frame: pd.DataFrame, *, locate: Locate, probabilities: bool = False) -> Prediction:
+        """Predict validated request rows (``RowSchema`` output); InputValidationError on bad rows."""
         started = time.perf_counter()
+        raw = self.assemble(frame, locate=locate)
+        values = np.asarray(self.bundle.predict(raw))
+        proba = self.bundle.predict_proba(raw) if probabilities else None
+        self._check_finite(values, proba, locate=locate)
+        return Prediction(values, proba, round((time.perf_counter() - started) * 1000.0, 3))
+
+    def predict(self, body: Any) -> dict[str, Any]:
+        """Validate a simple-route ``body`` and answer; InputValidationError on bad input."""
         frame = self.schema.parse(body)
         single = isinstance(body.get("inputs"), dict)
-        raw = self.assemble(frame, single=single)
-        values = np.asarray(self.bundle.predict(raw))
+        result = self.run(frame, locate=RowSchema.simple_locate(single=single))
         request_id = body.get("request_id") if isinstance(body.get("request_id"), str) else None
         return {
             "model_name": self.name,
             "model_version": self.version,
             "request_id": request_id or uuid.uuid4().hex,
-            "predictions": [v.item() if isinstance(v, np.generic) else v for v in values],
-            "latency_ms": round((time.perf_counter() - started) * 1000.0, 3),
+            "predictions": result.jsonable(),
+            "latency_ms": result.latency_ms,
         }
+
+    @staticmethod
+    def _check_finite(values: np.ndarray, proba: pd.DataFrame | None, *, locate: Locate) -> None:
+        # Extreme (but schema-valid) inputs can push a prediction to inf/NaN, which JSON cannot carry.
+        bad: np.ndarray = np.zeros(len(values), dtype=bool)
+        if values.dtype.kind == "f":
+            bad |= ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+        if proba is not None:
+            bad |= ~np.isfinite(proba.to_numpy(dtype="float64")).all(axis=1)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            loc = locate(row, None)
+            raise InputValidationError(
+                f"invalid input at {'.'.join(map(str, loc))}: the model's prediction is not a finite number",
+                errors=[{"loc": loc, "msg": "prediction is not finite", "type": "value_error"}],
+                hint="the row's values are far outside what the model was trained on; check them",
+            )

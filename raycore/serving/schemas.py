@@ -1,11 +1,16 @@
 """Request validation from a model's raw input schema (Ray-free).
 
-A request body on the simple JSON route is ``{"inputs": {...}}`` for one row or
-``{"inputs": [{...}, ...]}`` for a batch. Entity keys and request inputs are
-required; values a feature table provides are optional (looked up in the
-online store when absent). Everything present must have the right type and
-be within bounds. Problems come back
-in FastAPI's 422 shape: ``[{"loc": ["inputs", 0, "rev_lag_1"], "msg": ..., "type": ...}]``.
+Every route validates rows here, whatever the wire format: the simple JSON
+route sends ``{"inputs": {...}}`` for one row or ``{"inputs": [{...}, ...]}``
+for a batch (``RowSchema.parse``); the Open Inference Protocol and MLflow
+scoring routes turn their payloads into row dicts and call
+``RowSchema.validate_rows`` with a ``Locate`` that says where a row's field
+sits in *their* body. Entity keys and request inputs are required; values a
+feature table provides are optional (looked up in the online store when
+absent). Everything present must have the right type and be within bounds —
+integers fit int64 and dates lie in 1900-2100, so nothing valid here can
+overflow later. Problems come back in FastAPI's 422 shape:
+``[{"loc": ["body", "inputs", 0, "rev_lag_1"], "msg": ..., "type": ...}]``.
 
 Example:
     >>> schema = RowSchema.from_input_schema([{"name": "x", "dtype": "float", "description": "x"}])
@@ -16,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -23,29 +29,59 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from raycore.errors import InputValidationError
 
-__all__ = ["MAX_ROWS", "RowSchema"]
+__all__ = ["MAX_ROWS", "Locate", "RowSchema"]
 
 MAX_ROWS = 10_000
 _TYPES: dict[str, Any] = {"int": int, "float": float, "date": dt.date, "str": str}
+# Bounds every value of a dtype must meet so later numpy/pandas coercion cannot overflow.
+_LIMITS: dict[str, dict[str, Any]] = {
+    "int": {"ge": -(2**63), "le": 2**63 - 1},
+    # datetime64[ns] holds 1677-2262, but the difference of two dates must fit int64 ns too (±292 years).
+    "date": {"ge": dt.date(1900, 1, 1), "le": dt.date(2100, 12, 31)},
+}
+MAX_ERRORS = 50
+
+Locate = Callable[[int, "str | None"], list[Any]]
+"""``(row, field) -> loc``: where row ``row``'s ``field`` (None: the whole row) sits in a request body."""
+
+
+def _bounds(f: dict[str, Any]) -> dict[str, Any]:
+    """The declared ge/le, tightened to what the dtype can hold."""
+    out: dict[str, Any] = dict(_LIMITS.get(f["dtype"], {}))
+    for key in ("ge", "le"):
+        declared = f.get(key)
+        if declared is None:
+            continue
+        if key in out:
+            out[key] = max(out[key], declared) if key == "ge" else min(out[key], declared)
+        else:
+            out[key] = declared
+    return out
 
 
 class RowSchema:
     """Validates request rows against a model's declared raw inputs."""
 
     def __init__(
-        self, row_model: type[BaseModel], names: list[str], required: list[str], max_rows: int = MAX_ROWS
+        self,
+        row_model: type[BaseModel],
+        names: list[str],
+        required: list[str],
+        max_rows: int = MAX_ROWS,
+        dtypes: dict[str, str] | None = None,
     ) -> None:
         self.row_model = row_model
         self.names = names
         self.required = required
         self.max_rows = max_rows
+        self.dtypes = dtypes or {}
 
     @classmethod
     def from_input_schema(cls, schema: list[dict[str, Any]], *, max_rows: int = MAX_ROWS) -> RowSchema:
         fields: dict[str, Any] = {}
         required: list[str] = []
         for f in schema:
-            constraints = {k: f[k] for k in ("ge", "le") if f.get(k) is not None}
+            constraints = _bounds(f)
             py_type = _TYPES[f["dtype"]]
             # Inputs a feature table provides are optional: the online store fills them in.
             if str(f.get("source", "request")).startswith("table:"):
@@ -61,7 +97,13 @@ class RowSchema:
             __config__=ConfigDict(extra="forbid", strict=False, allow_inf_nan=False),
             **fields,
         )
-        return cls(model, [f["name"] for f in schema], required, max_rows)
+        return cls(
+            model,
+            [f["name"] for f in schema],
+            required,
+            max_rows,
+            dtypes={f["name"]: f["dtype"] for f in schema},
+        )
 
     def json_schema(self) -> dict[str, Any]:
         return self.row_model.model_json_schema()
@@ -90,31 +132,66 @@ class RowSchema:
                 "'inputs' must be an object (one row) or a non-empty list of objects",
                 errors=[{"loc": ["body", "inputs"], "msg": "must be an object or a non-empty list", "type": "type_error"}],
             )
-        if len(rows) > self.max_rows:
+        return self.validate_rows(rows, locate=self.simple_locate(single=single), where=["body", "inputs"])
+
+    @staticmethod
+    def simple_locate(*, single: bool) -> Locate:
+        """Where a row's field sits in a simple-route body (one row: no row index)."""
+
+        def locate(row: int, field: str | None) -> list[Any]:
+            return ["body", "inputs", *([] if single else [row]), *([] if field is None else [field])]
+
+        return locate
+
+    def check_row_count(self, n: int, *, where: list[Any]) -> None:
+        """InputValidationError unless 1 <= n <= max_rows; ``where`` locates the row container."""
+        if n < 1:
             raise InputValidationError(
-                f"too many rows: {len(rows)} > {self.max_rows}",
-                errors=[{"loc": ["body", "inputs"], "msg": f"at most {self.max_rows} rows", "type": "too_long"}],
+                f"no rows at {_dotted(where)}",
+                errors=[{"loc": where, "msg": "at least 1 row", "type": "too_short"}],
+                hint="send one row or a batch of rows",
+            )
+        if n > self.max_rows:
+            raise InputValidationError(
+                f"too many rows: {n} > {self.max_rows}",
+                errors=[{"loc": where, "msg": f"at most {self.max_rows} rows", "type": "too_long"}],
                 hint=f"split the request into batches of at most {self.max_rows} rows",
             )
+
+    def validate_rows(self, rows: Sequence[Any], *, locate: Locate, where: list[Any]) -> pd.DataFrame:
+        """Validate row dicts of any wire format; errors are located with ``locate``.
+
+        Example:
+            >>> schema = RowSchema.from_input_schema([{"name": "x", "dtype": "int", "description": "x"}])
+            >>> schema.validate_rows([{"x": 2}], locate=lambda i, f: ["rows", i, f], where=["rows"])["x"].tolist()
+            [2]
+        """
+        self.check_row_count(len(rows), where=where)
         errors: list[dict[str, Any]] = []
         records: list[dict[str, Any]] = []
         for i, row in enumerate(rows):
-            loc_prefix: list[Any] = ["body", "inputs"] + ([] if single else [i])
             if not isinstance(row, dict):
-                errors.append({"loc": loc_prefix, "msg": "row must be an object", "type": "dict_type"})
+                errors.append({"loc": locate(i, None), "msg": "row must be an object", "type": "dict_type"})
                 continue
             try:
                 records.append(self.row_model.model_validate(row).model_dump())
             except ValidationError as exc:
                 for e in exc.errors(include_url=False):
-                    errors.append({"loc": [*loc_prefix, *e["loc"]], "msg": e["msg"], "type": e["type"]})
-            if len(errors) >= 50:
+                    field = str(e["loc"][0]) if e["loc"] else None
+                    errors.append(
+                        {"loc": [*locate(i, field), *e["loc"][1:]], "msg": e["msg"], "type": e["type"]}
+                    )
+            if len(errors) >= MAX_ERRORS:
                 break
         if errors:
             first = errors[0]
             raise InputValidationError(
-                f"invalid input at {'.'.join(map(str, first['loc']))}: {first['msg']}",
+                f"invalid input at {_dotted(first['loc'])}: {first['msg']}",
                 errors=errors,
                 hint=f"each row needs: {', '.join(self.required)}",
             )
         return pd.DataFrame.from_records(records, columns=self.names)
+
+
+def _dotted(loc: Sequence[Any]) -> str:
+    return ".".join(map(str, loc))
