@@ -150,6 +150,31 @@ class RegistryError(RaycoreError):
     """Registry state is missing or inconsistent."""
 
 
+class IncompatibleBundleError(RegistryError):
+    """A registered bundle cannot run with this code (its feature view version is gone)."""
+
+
+class PromotionRefusedError(RegistryError):
+    """The champion/challenger gate refused a promotion; ``comparison`` holds the numbers."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        comparison: list[dict[str, Any]] | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.comparison = list(comparison or [])
+        super().__init__(message, hint=hint)
+
+    def _reduce_kwargs(self) -> dict[str, Any]:
+        return {"comparison": self.comparison, "hint": self.hint}
+
+
+class ExplanationError(RaycoreError):
+    """A model or request cannot be explained as asked."""
+
+
 class ServingError(RaycoreError):
     """The Serve application cannot start or answer."""
 

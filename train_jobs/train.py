@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{outcome.model_id} {outcome.model_name}: {outcome.metric_name}={outcome.metric:.4f} "
         f"gate {outcome.gate} passed={outcome.passed} version={outcome.version} run={outcome.run_id}"
     )
+    if outcome.decision:
+        print(f"registry: {outcome.decision}")
     return 0
 
 

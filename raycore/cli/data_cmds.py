@@ -14,7 +14,6 @@ imports this one to register ``data_app``.
 
 from __future__ import annotations
 
-import functools
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -22,8 +21,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import typer
 from rich.table import Table
 
+from raycore.cli.common import guarded as _guarded
+
 if TYPE_CHECKING:
-    from collections.abc import Callable
 
     from raycore.data.lake import Lake
     from raycore.data.layers import LakeStatus, PipelineResult, TableQuality
@@ -52,18 +52,6 @@ class EngineChoice(str, Enum):
 
 
 ENGINE_HELP = "Where layer work runs: 'pandas' (this process), 'ray' (Ray Data) or 'auto'."
-
-
-def _guarded(fn: Callable[..., T]) -> Callable[..., T]:
-    """``raycore.cli.main.guarded``, looked up when the command runs (import cycle)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        from raycore.cli.main import guarded
-
-        return guarded(fn)(*args, **kwargs)
-
-    return wrapper
 
 
 def _console() -> Any:

@@ -26,6 +26,9 @@ from rich.progress import (
 from rich.table import Table
 
 from raycore.cli.data_cmds import data_app
+from raycore.cli.explain_cmd import explain
+from raycore.cli.registry_cmds import registry_app
+from raycore.cli.tune_cmd import tune
 from raycore.errors import ConfigurationError, RaycoreError, SpecError
 from raycore.settings import FoundrySettings
 
@@ -38,6 +41,9 @@ app = typer.Typer(
 catalog_app = typer.Typer(help="The model catalog.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(data_app, name="data")
+app.add_typer(registry_app, name="registry")
+app.command("explain")(explain)
+app.command("tune")(tune)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -139,8 +145,16 @@ def train(
     report_dir: str = typer.Option(None, help="With --all: where to write portfolio.json/html."),
     seed: int = typer.Option(7, help="Data world seed."),
     scale: str = typer.Option("small", help="Data world scale: small, medium or large."),
+    param: list[str] = typer.Option(
+        None, "--param", help="Override an algorithm param for this run: KEY=VALUE (repeatable)."
+    ),
+    rounds: int = typer.Option(None, help="Override the boosting rounds for this run."),
 ) -> None:
-    """Train one catalog model (or --all) on Ray, gate it, and register it if it passes."""
+    """Train one catalog model (or --all) on Ray, gate it, and register it if it passes.
+
+    The first passing version becomes champion; later ones become challenger
+    and are promoted only if they beat the champion on the same holdout.
+    """
     from raycore.training import train_model
 
     settings = _settings()
@@ -151,12 +165,24 @@ def train(
             field="model",
             hint="`foundry train mdl-005` trains one model; `foundry train --all` trains the catalog",
         )
+    overrides = parse_params(param or [])
     if model is not None:
         spec = _catalog().get(model)
         with steps() as step:
-            outcome = train_model(spec, settings=settings, world=world, progress=step)
+            outcome = train_model(
+                spec,
+                settings=settings,
+                world=world,
+                progress=step,
+                params=overrides,
+                num_boost_round=rounds,
+            )
         _print_outcome(outcome)
         return
+    if overrides or rounds:
+        raise SpecError(
+            "--param/--rounds apply to one model, not --all", field="param", hint="name one model"
+        )
     specs = [s for s in _catalog() if wave is None or s.wave == wave]
     if not specs:
         raise SpecError(
@@ -173,6 +199,27 @@ def train(
     console.print(f"report: {json_path}\n        {html_path}")
     if not all(r.passed for r in rows):
         raise typer.Exit(1)
+
+
+def parse_params(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings → a dict; values are read as YAML scalars (numbers, booleans, text).
+
+    Example:
+        >>> parse_params(["num_leaves=7", "learning_rate=0.05", "boosting=dart"])
+        {'num_leaves': 7, 'learning_rate': 0.05, 'boosting': 'dart'}
+    """
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise SpecError(f"cannot read --param '{item}'", field="param", hint="use KEY=VALUE, e.g. num_leaves=15")
+        value = yaml.safe_load(raw) if raw.strip() else ""
+        if isinstance(value, (dict, list)):
+            raise SpecError(f"--param {key}: a single value is expected", field="param", hint="e.g. num_leaves=15")
+        out[key.strip()] = value
+    return out
 
 
 def _world(seed: int, scale: str) -> Any:
@@ -219,7 +266,9 @@ def _train_all(specs: list[Any], settings: FoundrySettings, world: Any) -> list[
             )
             progress.advance(overall)
 
-    with progress:
+    from raycore.training.warm_pool import warm_training
+
+    with progress, warm_training():  # LightGBM fits reuse warm workers across the catalog
         return train_portfolio(
             specs,
             train=lambda spec, say: train_model(spec, settings=settings, world=world, progress=say),
@@ -355,6 +404,8 @@ def _print_outcome(outcome: Any) -> None:
         f"{outcome.seconds:.1f}",
     )
     console.print(table)
+    if getattr(outcome, "decision", ""):
+        console.print(f"registry: {outcome.decision}")
 
 
 def _registry_status(
@@ -371,6 +422,7 @@ def _registry_status(
         if not versions:
             continue
         champion = next((v for v in versions if "champion" in v.aliases), None)
+        challenger = next((v for v in versions if "challenger" in v.aliases), None)
         latest = champion or versions[-1]
         tags = latest.tags
         metric = (
@@ -383,6 +435,7 @@ def _registry_status(
             "version": latest.version,
             "metric": metric,
             "versions": str(len(versions)),
+            "challenger": challenger.version if challenger else "-",
         }
     return out
 
@@ -400,7 +453,7 @@ def _print_status(settings: FoundrySettings, names: list[str], catalog: Any) -> 
     except httpx.HTTPError:
         ready = False
     table = Table(title="Foundry status")
-    for col in ("id", "name", "status", "champion", "versions", "metric"):
+    for col in ("id", "name", "status", "champion", "challenger", "versions", "metric"):
         table.add_column(col)
     for spec in catalog:
         st = status.get(spec.name, {})
@@ -409,6 +462,7 @@ def _print_status(settings: FoundrySettings, names: list[str], catalog: Any) -> 
             spec.name,
             st.get("status", "untrained"),
             st.get("version", "-") if st.get("status") == "champion" else "-",
+            st.get("challenger", "-"),
             st.get("versions", "0"),
             st.get("metric", "-"),
         )

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from raycore.errors import RegistryError
+from raycore.errors import IncompatibleBundleError, RegistryError
 from raycore.features import FeatureView, get_feature_view
 from raycore.models import Estimator, load_estimator
 
@@ -52,6 +52,8 @@ class BundleMetadata:
     classes: list[Any] = field(default_factory=list)
     group_column: str | None = None
     resources: dict[str, Any] = field(default_factory=dict)
+    parent_run_id: str = ""  # the sweep's run when the model came from `foundry tune`
+    features: list[dict[str, str]] = field(default_factory=list)  # model features: name, dtype
 
 
 class ModelBundle:
@@ -119,7 +121,7 @@ class ModelBundle:
             ) from exc
         view = get_feature_view(metadata.feature_view)
         if view.version != metadata.feature_view_version:
-            raise RegistryError(
+            raise IncompatibleBundleError(
                 f"model '{metadata.model_name}' was trained with feature view "
                 f"{metadata.feature_view} v{metadata.feature_view_version}, the code has v{view.version}",
                 hint="re-train the model with the current feature view (serving it would skew)",

@@ -166,6 +166,31 @@ class EvaluationSpec(FrozenSpec):
     params: dict[str, ParamValue] = Field(default_factory=dict, description="Evaluator parameters.")
 
 
+class GuardSpec(FrozenSpec):
+    """A metric a challenger must not make worse (beyond ``tolerance``) to be promoted."""
+
+    metric: str = Field(description="Metric name reported by the model's evaluator.")
+    op: Literal["<=", ">="] = Field(description="'<=' if lower is better, '>=' if higher is better.")
+    tolerance: float = Field(
+        default=0.0, ge=0, description="Allowed relative worsening (0.01 = 1% of the champion's value)."
+    )
+
+
+class PromotionSpec(FrozenSpec):
+    """The champion/challenger gate: when a candidate may replace the champion.
+
+    Both are scored on the same fresh holdout. The candidate must beat the
+    champion on the gate metric by more than ``margin`` (relative to the
+    champion's value) and be no worse on any guard. The gate's ``also``
+    conditions are guards too, unless ``guards`` lists them differently.
+    """
+
+    margin: float = Field(
+        default=0.0, ge=0, lt=1, description="Required relative improvement of the gate metric."
+    )
+    guards: list[GuardSpec] = Field(default_factory=list, description="Metrics that must not get worse.")
+
+
 class SloSpec(FrozenSpec):
     """Serving latency objective for one row through HTTP."""
 
@@ -235,6 +260,9 @@ class ModelSpec(FrozenSpec):
     )
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec, description="Holdout scoring.")
     gate: GateSpec = Field(description="Quality gate for registration.")
+    promotion: PromotionSpec = Field(
+        default_factory=PromotionSpec, description="Champion/challenger gate for promotion."
+    )
     slo: SloSpec = Field(description="Serving latency objective.")
     retrain: RetrainSpec = Field(description="Retrain cadence and automation.")
     monitoring: MonitoringSpec = Field(

@@ -8,8 +8,15 @@
 Every returned estimator predicts in the task's shape (``raycore.models.adapter``):
 a float per row for regression-like tasks and ranking, P(class 1) for ``binary``,
 an (n, n_classes) probability matrix for ``multiclass``/``text_classification``.
+Inside ``warm_pool.warm_training()`` LightGBM fits run on warm worker actors
+(same shards, network and checkpoints, no per-run start-up; see that module).
 Checks that need no data run first: an unknown family, a task the family cannot
 fit, or ``use_gpu`` on a cluster without GPUs fail before any Ray work starts.
+
+Tuning (``raycore.tuning``) passes ``valid_path``/``valid_metric`` so the Ray
+Train families report a validation metric with every checkpoint, and
+``callbacks`` (``TuneReportCallback``) so those reports reach Ray Tune. The
+sklearn family is one Ray task without intermediate reports: it ignores both.
 """
 
 from __future__ import annotations
@@ -17,12 +24,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from raycore.errors import SpecError
+from raycore.errors import SpecError, TrainingError
 from raycore.models import Estimator
 from raycore.models.adapter import PROBABILITY_MATRIX_TASKS
 from raycore.runtime import require_gpus
 from raycore.specs import ResourcesSpec
-from raycore.training.ray_train_job import check_shardable
+from raycore.training.metrics import GROUPED, METRICS
+from raycore.training.ray_train_job import ValidationSpec, check_shardable
+from raycore.training.warm_pool import active_pool
 
 __all__ = ["FAMILIES", "fit_estimator"]
 
@@ -47,6 +56,9 @@ def fit_estimator(
     group_column: str | None = None,
     checkpoint_every: int = 0,
     max_failures: int = 1,
+    valid_path: Path | None = None,
+    valid_metric: str | None = None,
+    callbacks: list[Any] | None = None,
 ) -> Estimator:
     """Fit ``family``/``objective`` on ``train_path`` through Ray and return the fitted Estimator.
 
@@ -59,6 +71,14 @@ def fit_estimator(
     ``checkpoint_every`` rounds (torch: epochs) a checkpoint is reported (0 = at
     the end; torch: every epoch) and a worker failure restarts from the latest
     one, up to ``max_failures`` times.
+
+    ``valid_path`` (a parquet file with the training file's columns, plus
+    ``__scale__`` for scaled labels) and ``valid_metric`` (a name in
+    ``raycore.training.metrics``) make rank 0 add ``{valid_metric: value}``
+    to every report, in the label's units; ``callbacks`` are Ray Train user
+    callbacks (e.g. ``TuneReportCallback()`` inside a Ray Tune trial). All
+    three default to None, which leaves training exactly as before; the
+    sklearn family ignores them (it reports nothing before the end).
 
     Example:
         >>> est = fit_estimator(family="lightgbm", task="binary", objective="binary", params={},
@@ -80,11 +100,33 @@ def fit_estimator(
     workers = 1 if family == "sklearn" else resources.num_workers
     features = check_shardable(train_path, num_workers=workers, group_column=group_column)
     classes = n_classes if task in PROBABILITY_MATRIX_TASKS else None
+    validation = _validation(
+        valid_path, valid_metric, task=task, n_classes=classes, group_column=group_column
+    )
 
+    pool = active_pool()
+    warm = pool is not None and family == "lightgbm" and validation is None and not callbacks
+    if pool is not None and not warm:
+        pool.close()  # give its CPUs to this fit; the next warm fit starts the workers again
     if family == "lightgbm":
         from raycore.models.lightgbm_model import LightGBMEstimator
-        from raycore.training.ray_lightgbm import fit_lightgbm
+        from raycore.training.ray_lightgbm import fit_lightgbm, lightgbm_params
 
+        if warm:
+            assert pool is not None
+            # Inside warm_training(): the same fit on warm worker processes (no per-run start-up).
+            booster = pool.fit_lightgbm(
+                train_path=train_path,
+                params=lightgbm_params(params, objective=objective, n_classes=classes),
+                num_boost_round=num_boost_round,
+                resources=resources,
+                storage_path=storage_path,
+                run_name=run_name,
+                group_column=group_column,
+                checkpoint_every=checkpoint_every,
+                max_failures=max_failures,
+            )
+            return LightGBMEstimator(booster, task=task, n_classes=classes)
         booster = fit_lightgbm(
             train_path=train_path,
             params=params,
@@ -97,6 +139,8 @@ def fit_estimator(
             run_name=run_name,
             checkpoint_every=checkpoint_every,
             max_failures=max_failures,
+            validation=validation,
+            callbacks=callbacks,
         )
         return LightGBMEstimator(booster, task=task, n_classes=classes)
     if family == "xgboost":
@@ -115,6 +159,8 @@ def fit_estimator(
             run_name=run_name,
             checkpoint_every=checkpoint_every,
             max_failures=max_failures,
+            validation=validation,
+            callbacks=callbacks,
         )
         return XGBoostEstimator(xgb_booster, task=task, n_classes=classes)
     if family == "torch":
@@ -131,6 +177,8 @@ def fit_estimator(
             run_name=run_name,
             checkpoint_every=checkpoint_every,
             max_failures=max_failures,
+            validation=validation,
+            callbacks=callbacks,
         )
         return torch_estimator
     from raycore.models.sklearn_model import SklearnEstimator
@@ -146,6 +194,46 @@ def fit_estimator(
     )
     return SklearnEstimator(
         model, feature_names=features, task=task, n_classes=classes, name=objective
+    )
+
+
+def _validation(
+    path: Path | None,
+    metric: str | None,
+    *,
+    task: str,
+    n_classes: int | None,
+    group_column: str | None,
+) -> ValidationSpec | None:
+    """The per-report validation of a fit, or None; a half-given or unknown request fails here."""
+    if path is None and metric is None:
+        return None
+    if path is None or metric is None:
+        raise SpecError(
+            f"valid_path and valid_metric go together, got valid_path={path!r}, valid_metric={metric!r}",
+            field="valid_metric",
+            hint="pass both (the validation file and the metric to report) or neither",
+        )
+    if metric not in METRICS and metric not in GROUPED:
+        known = sorted([*METRICS, *GROUPED])
+        raise SpecError(
+            f"valid_metric '{metric}' is not a metric the workers can compute",
+            field="valid_metric",
+            hint=f"use one of: {', '.join(known)}",
+        )
+    if metric in GROUPED and not group_column:
+        raise SpecError(
+            f"valid_metric '{metric}' needs the query groups",
+            field="group_column",
+            hint="pass group_column (and keep that column in the validation file)",
+        )
+    if not Path(path).is_file():
+        raise TrainingError(
+            f"validation data not found: {path}",
+            hint="write it with the training file's columns before fitting",
+        )
+    return ValidationSpec(
+        path=Path(path), metric=metric, task=task, n_classes=n_classes, group_column=group_column
     )
 
 

@@ -32,18 +32,35 @@ from raycore.registry import BundleMetadata, ModelBundle, ModelStore
 from raycore.runtime import connect_ray, require_gpus
 from raycore.settings import FoundrySettings
 from raycore.specs import DataSourceSpec, ModelSpec
-from raycore.training.evaluation import ORACLE_COLUMN, EvalContext, gate_metric_names, get_evaluator
+from raycore.training.evaluation import (
+    ORACLE_COLUMN,
+    EvalContext,
+    EvalResult,
+    gate_metric_names,
+    get_evaluator,
+)
 from raycore.training.holdout import split_holdout
 from raycore.training.ray_lightgbm import LABEL_COLUMN
 
 __all__ = [
     "BuiltRows",
+    "FittedModel",
+    "LoggedCandidate",
+    "PreparedData",
     "TrainOutcome",
+    "algorithm_params",
     "build_training_rows",
     "encode_labels",
+    "evaluate_bundle",
+    "fit_prepared",
+    "log_candidate",
+    "make_bundle",
     "materialize_tables",
     "oracle_ratio",
+    "prepare_training",
+    "register_candidate",
     "train_model",
+    "write_training_table",
 ]
 
 Progress = Callable[[str], None]
@@ -68,6 +85,7 @@ class TrainOutcome:
     extra: dict[str, float] = field(default_factory=dict)
     notes: str = ""
     plot: dict[str, list[Any]] = field(default_factory=dict)
+    decision: str = ""
 
 
 def code_version() -> str:
@@ -167,22 +185,55 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def train_model(
+@dataclass
+class PreparedData:
+    """The rows of one training run, read and joined once: train/holdout, sources, lineage.
+
+    ``foundry train``, ``foundry tune`` and promotion all start from this.
+    """
+
+    spec: ModelSpec
+    view: FeatureView
+    sources: _Sources
+    built: BuiltRows
+    train_rows: pd.DataFrame
+    holdout_rows: pd.DataFrame
+    data_digests: dict[str, str]
+
+    def validation_split(self) -> PreparedData:
+        """The training rows cut again by the holdout rule: (inner train, validation).
+
+        Tuning scores trials on this validation part, so model selection never
+        sees the holdout that the gate and promotion use.
+        """
+        inner, validation = split_holdout(self.train_rows, self.spec.holdout)
+        if self.spec.group_column is not None:
+            inner = inner.sort_values(self.spec.group_column, kind="stable").reset_index(drop=True)
+        return dataclasses.replace(self, train_rows=inner, holdout_rows=validation)
+
+
+@dataclass
+class FittedModel:
+    """A fitted bundle and how it was fitted."""
+
+    bundle: ModelBundle
+    params: dict[str, Any]
+    num_boost_round: int
+    fit_seconds: float
+    run_name: str
+
+
+def prepare_training(
     spec: ModelSpec,
     *,
     settings: FoundrySettings,
     world: WorldConfig | None = None,
-    promote: bool = True,
     progress: Progress | None = None,
-) -> TrainOutcome:
-    """Train, evaluate and (if the gate passes) register ``spec``; see module docstring."""
+) -> PreparedData:
+    """Read the sources, build point-in-time correct rows, join the oracle, cut the holdout."""
     say = progress or (lambda _msg: None)
     world = world or WorldConfig()
-    started = time.perf_counter()
     view = _single_view(spec)
-    if spec.resources.use_gpu:
-        require_gpus(spec.resources.num_workers)  # fail before any data work
-
     say("loading data")
     lake = Lake(settings.lake)
     sources = _Sources(lake, world, read_source(spec.data, lake=lake, world=world))
@@ -203,41 +254,105 @@ def train_model(
     train_rows, holdout_rows = split_holdout(rows, spec.holdout)
     if spec.group_column is not None:
         train_rows = train_rows.sort_values(spec.group_column, kind="stable").reset_index(drop=True)
-    say(f"computing features ({len(train_rows):,} train / {len(holdout_rows):,} holdout rows)")
+    return PreparedData(
+        spec=spec,
+        view=view,
+        sources=sources,
+        built=built,
+        train_rows=train_rows,
+        holdout_rows=holdout_rows,
+        data_digests=data_digests,
+    )
+
+
+def algorithm_params(spec: ModelSpec, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The spec's algorithm params (LightGBM gets a fixed seed) with ``overrides`` on top."""
+    base = (
+        {"seed": 7, **spec.algorithm.params}
+        if spec.algorithm.family == "lightgbm"
+        else dict(spec.algorithm.params)
+    )
+    return {**base, **dict(overrides or {})}
+
+
+def write_training_table(prepared: PreparedData, path: Path) -> list[Any]:
+    """Write the model features + encoded label (+ group column) of the train rows; return the classes."""
+    spec, view, train_rows = prepared.spec, prepared.view, prepared.train_rows
     x_train = view.compute(train_rows)
     y_train, classes = encode_labels(spec, train_rows)
     scale = view.scale(train_rows)
     if scale is not None:
         y_train = y_train / scale
-
-    run_name = f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    run_dir = settings.ensure_home() / "runs" / run_name
-    run_dir.mkdir(parents=True)
-    train_path = run_dir / "train.parquet"
     table = x_train.assign(**{LABEL_COLUMN: y_train})
     if spec.group_column is not None:
         table[spec.group_column] = train_rows[spec.group_column].to_numpy()
-    table.to_parquet(train_path, index=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(path, index=False)
+    return classes
+
+
+def new_run_name(spec: ModelSpec) -> str:
+    return f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+
+def fit_prepared(
+    prepared: PreparedData,
+    *,
+    settings: FoundrySettings,
+    params: Mapping[str, Any] | None = None,
+    num_boost_round: int | None = None,
+    run_name: str | None = None,
+    run_dir: Path | None = None,
+    progress: Progress | None = None,
+    **fit_options: Any,
+) -> FittedModel:
+    """Fit the spec's algorithm on ``prepared.train_rows`` through Ray; return the bundle.
+
+    ``params`` override the spec's algorithm params, ``num_boost_round`` its
+    rounds. ``fit_options`` go to ``fit_estimator`` unchanged (e.g.
+    ``checkpoint_every``, ``max_failures``, ``valid_path``, ``callbacks``).
+    """
+    say = progress or (lambda _msg: None)
+    spec = prepared.spec
+    if spec.resources.use_gpu:
+        require_gpus(spec.resources.num_workers)  # fail before any data work
+    run_name = run_name or new_run_name(spec)
+    run_dir = run_dir or settings.ensure_home() / "runs" / run_name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    say(f"computing features ({len(prepared.train_rows):,} train / {len(prepared.holdout_rows):,} holdout rows)")
+    train_path = run_dir / "train.parquet"
+    classes = write_training_table(prepared, train_path)
+    rounds = int(num_boost_round or spec.algorithm.num_boost_round)
+    merged = algorithm_params(spec, params)
 
     say(f"training on Ray ({spec.algorithm.family}, {spec.resources.num_workers} worker(s))")
     connect_ray(settings)
-    params = (
-        {"seed": 7, **spec.algorithm.params}
-        if spec.algorithm.family == "lightgbm"
-        else dict(spec.algorithm.params)
-    )
+    from raycore.training.backends import fit_estimator
+
     fit_started = time.perf_counter()
-    estimator = _fit(
-        spec,
-        params=params,
+    estimator = fit_estimator(
+        family=spec.algorithm.family,
+        task=spec.task,
+        objective=spec.algorithm.objective,
+        params=merged,
+        num_boost_round=rounds,
         train_path=train_path,
+        resources=spec.resources,
         storage_path=settings.ray_storage,
         run_name=run_name,
         n_classes=len(classes) or None,
+        group_column=spec.group_column,
+        **fit_options,
     )
     fit_seconds = time.perf_counter() - fit_started
+    bundle = make_bundle(prepared, estimator, classes)
+    return FittedModel(bundle, merged, rounds, fit_seconds, run_name)
 
-    say("evaluating on the holdout")
+
+def make_bundle(prepared: PreparedData, estimator: Estimator, classes: list[Any]) -> ModelBundle:
+    """The bundle of a fitted estimator: the view it needs and the lineage of its data."""
+    spec, view = prepared.spec, prepared.view
+    sample = view.compute(prepared.train_rows.head(64))
     metadata = BundleMetadata(
         model_id=spec.id,
         model_name=spec.name,
@@ -248,22 +363,30 @@ def train_model(
         feature_view_version=view.version,
         feature_view_digest=view.digest(),
         input_schema=view.input_schema(),
-        data_digests=data_digests,
+        data_digests=prepared.data_digests,
         code_version=code_version(),
         classes=classes,
         group_column=spec.group_column,
         resources=spec.resources.model_dump(),
+        features=[{"name": str(c), "dtype": str(t)} for c, t in sample.dtypes.items()],
     )
-    bundle = ModelBundle(estimator=estimator, view=view, metadata=metadata)
+    return ModelBundle(estimator=estimator, view=view, metadata=metadata)
+
+
+def evaluate_bundle(
+    prepared: PreparedData, bundle: ModelBundle, *, holdout_rows: pd.DataFrame | None = None
+) -> EvalResult:
+    """Score ``bundle`` with the spec's evaluator on the holdout (or ``holdout_rows``)."""
+    spec = prepared.spec
     evaluate = get_evaluator(spec.evaluation.evaluator)
     result = evaluate(
         EvalContext(
             spec=spec,
             bundle=bundle,
-            train_rows=train_rows,
-            holdout_rows=holdout_rows,
-            truth=sources.truth,
-            table=sources.table,
+            train_rows=prepared.train_rows,
+            holdout_rows=prepared.holdout_rows if holdout_rows is None else holdout_rows,
+            truth=prepared.sources.truth,
+            table=prepared.sources.table,
             params=dict(spec.evaluation.params),
         )
     )
@@ -273,45 +396,140 @@ def train_model(
             f"evaluator '{spec.evaluation.evaluator}' of {spec.id} did not report gate metric(s): {', '.join(missing)}",
             hint="fix the evaluator or the gate metric names in the model spec",
         )
-    metric = float(result.metrics[spec.gate.metric])
-    oracle = result.oracle.get(spec.gate.metric)
-    passed = spec.gate.passes_all(result.metrics)
+    return result
 
-    metrics = {
-        **{f"holdout_{k}": float(v) for k, v in result.metrics.items()},
-        **{f"oracle_{k}": float(v) for k, v in result.oracle.items()},
-        "train_seconds": fit_seconds,
-        "rows_dropped_no_features": float(built.dropped_missing),
-        "rows_dropped_invalid": float(built.dropped_invalid),
-    }
-    ratio = oracle_ratio(spec.gate.op, metric, oracle)
-    if ratio is not None:
-        metrics["oracle_ratio"] = ratio
+
+def train_model(
+    spec: ModelSpec,
+    *,
+    settings: FoundrySettings,
+    world: WorldConfig | None = None,
+    promote: bool = True,
+    progress: Progress | None = None,
+    params: Mapping[str, Any] | None = None,
+    num_boost_round: int | None = None,
+) -> TrainOutcome:
+    """Train, evaluate and (if the gate passes) register ``spec``; see module docstring.
+
+    A passing model becomes ``champion`` when the model has none. Otherwise it
+    is registered as ``challenger`` and, with ``promote``, goes through the
+    champion/challenger gate (``raycore.registry.promotion``) on this run's
+    holdout: promoted if better by the configured margin, else left as
+    challenger with the comparison in ``TrainOutcome.decision``.
+    """
+    say = progress or (lambda _msg: None)
+    started = time.perf_counter()
+    if spec.resources.use_gpu:
+        require_gpus(spec.resources.num_workers)  # fail before any data work
+    prepared = prepare_training(spec, settings=settings, world=world, progress=say)
+    fitted = fit_prepared(
+        prepared, settings=settings, params=params, num_boost_round=num_boost_round, progress=say
+    )
+    say("evaluating on the holdout")
+    result = evaluate_bundle(prepared, fitted.bundle)
     say("materialising online features")
     online = settings.online_store()
     try:
-        for name, rows_count in materialize_tables(view, built, store=online).items():
-            metrics[f"online_rows.{name}"] = float(rows_count)
+        online_rows = materialize_tables(prepared.view, prepared.built, store=online)
     finally:
         online.close()
     say("logging to MLflow")
     store = ModelStore(settings)
-    plot = _plot_sample(spec, bundle, holdout_rows)
+    logged = log_candidate(
+        store,
+        prepared,
+        fitted,
+        result,
+        extra_metrics={f"online_rows.{k}": float(v) for k, v in online_rows.items()},
+        seconds=time.perf_counter() - started,
+    )
+    version, decision = None, ""
+    if promote:
+        say("registering")
+        version, decision = register_candidate(store, prepared, logged, evaluate_champion=True)
+    return TrainOutcome(
+        model_id=spec.id,
+        model_name=spec.name,
+        run_id=logged.run_id,
+        metric_name=spec.gate.metric,
+        metric=logged.metric,
+        oracle_metric=logged.oracle,
+        gate=spec.gate.describe(),
+        passed=True,
+        version=version,
+        seconds=time.perf_counter() - started,
+        n_train=len(prepared.train_rows),
+        n_holdout=len(prepared.holdout_rows),
+        extra={"fit_seconds": fitted.fit_seconds, **{k: float(v) for k, v in result.metrics.items()}},
+        notes=result.notes,
+        plot=logged.plot,
+        decision=decision,
+    )
+
+
+@dataclass(frozen=True)
+class LoggedCandidate:
+    """A fitted model logged to MLflow that passed its gate."""
+
+    run_id: str
+    model_uri: str
+    metric: float
+    oracle: float | None
+    metrics: dict[str, float]
+    result: EvalResult
+    plot: dict[str, list[Any]]
+
+
+def log_candidate(
+    store: ModelStore,
+    prepared: PreparedData,
+    fitted: FittedModel,
+    result: EvalResult,
+    *,
+    extra_metrics: Mapping[str, float] | None = None,
+    seconds: float = 0.0,
+    parent_run_id: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> LoggedCandidate:
+    """Log the run (params, metrics, lineage, pyfunc model); raise ``GateFailedError`` on a missed gate.
+
+    A model that misses its gate is logged, never registered.
+    """
+    spec, bundle = prepared.spec, fitted.bundle
+    metric = float(result.metrics[spec.gate.metric])
+    oracle = result.oracle.get(spec.gate.metric)
+    passed = spec.gate.passes_all(result.metrics)
+    metrics = {
+        **{f"holdout_{k}": float(v) for k, v in result.metrics.items()},
+        **{f"oracle_{k}": float(v) for k, v in result.oracle.items()},
+        "train_seconds": fitted.fit_seconds,
+        "rows_dropped_no_features": float(prepared.built.dropped_missing),
+        "rows_dropped_invalid": float(prepared.built.dropped_invalid),
+        **dict(extra_metrics or {}),
+    }
+    ratio = oracle_ratio(spec.gate.op, metric, oracle)
+    if ratio is not None:
+        metrics["oracle_ratio"] = ratio
+    plot = _plot_sample(spec, bundle, prepared.holdout_rows)
+    importance = _importance(prepared, bundle)
     run_id, model_uri = _log_run(
         store=store,
         spec=spec,
         bundle=bundle,
         metrics=metrics,
-        params=params,
-        holdout_rows=holdout_rows,
+        params=fitted.params,
+        num_boost_round=fitted.num_boost_round,
+        holdout_rows=prepared.holdout_rows,
         passed=passed,
-        run_name=run_name,
-        n_train=len(train_rows),
-        n_holdout=len(holdout_rows),
+        run_name=fitted.run_name,
+        n_train=len(prepared.train_rows),
+        n_holdout=len(prepared.holdout_rows),
         notes=result.notes,
-        seconds=time.perf_counter() - started,
+        seconds=seconds,
+        parent_run_id=parent_run_id,
+        tags=tags,
+        artifacts={"importance.json": importance},
     )
-    seconds = time.perf_counter() - started
     if not passed:
         values = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items())
         raise GateFailedError(
@@ -323,46 +541,65 @@ def train_model(
             run_id=run_id,
             hint="the run is logged in MLflow but not registered; inspect it, then tune or fix the data",
         )
+    return LoggedCandidate(run_id, model_uri, metric, oracle, metrics, result, plot)
 
-    version = None
-    if promote:
-        say("registering")
-        version = store.register(
-            name=spec.name,
-            model_uri=model_uri,
-            run_id=run_id,
-            tags={
-                "catalog_id": spec.id,
-                "gate": spec.gate.describe(),
-                "metric_name": spec.gate.metric,
-                "metric_value": f"{metric:.6f}",
-            },
-        )
+
+def register_candidate(
+    store: ModelStore,
+    prepared: PreparedData,
+    logged: LoggedCandidate,
+    *,
+    evaluate_champion: bool = True,
+    actor: str | None = None,
+    source: str = "train",
+) -> tuple[str, str]:
+    """Register a gate-passing run; return (version, what happened to the aliases).
+
+    The first passing version becomes ``champion``. Later ones become
+    ``challenger`` and, with ``evaluate_champion``, are compared with the
+    champion on ``prepared``'s holdout and promoted if the promotion policy
+    accepts (``raycore.registry.promotion``).
+    """
+    from raycore.errors import PromotionRefusedError
+    from raycore.registry.promotion import promote_version
+
+    spec = prepared.spec
+    version = store.register(
+        name=spec.name,
+        model_uri=logged.model_uri,
+        run_id=logged.run_id,
+        tags={
+            "catalog_id": spec.id,
+            "gate": spec.gate.describe(),
+            "metric_name": spec.gate.metric,
+            "metric_value": f"{logged.metric:.6f}",
+            "source": source,
+        },
+    )
+    evidence = {"run_id": logged.run_id, **logged.metrics}
+    passed = f"gate {spec.gate.describe()} ({spec.gate.metric}={logged.metric:.4f})"
+    with store.alias_lock():
+        first = store.alias_version(spec.name, "champion") is None
         store.set_alias(
             name=spec.name,
-            alias="champion",
+            alias="champion" if first else "challenger",
             version=version,
-            action="promote",
-            reason=f"passed gate {spec.gate.describe()} with {spec.gate.metric}={metric:.4f}",
-            evidence={"run_id": run_id, **metrics},
+            action="promote" if first else "candidate",
+            actor=actor,
+            reason=f"first version to pass {passed}" if first else f"passed {passed}",
+            evidence=evidence,
         )
-    return TrainOutcome(
-        model_id=spec.id,
-        model_name=spec.name,
-        run_id=run_id,
-        metric_name=spec.gate.metric,
-        metric=metric,
-        oracle_metric=oracle,
-        gate=spec.gate.describe(),
-        passed=passed,
-        version=version,
-        seconds=seconds,
-        n_train=len(train_rows),
-        n_holdout=len(holdout_rows),
-        extra={"fit_seconds": fit_seconds, **{k: float(v) for k, v in result.metrics.items()}},
-        notes=result.notes,
-        plot=plot,
-    )
+    if first:
+        return version, f"v{version} is champion (first version to pass the gate)"
+    if not evaluate_champion:
+        return version, f"v{version} is challenger"
+    try:
+        decision = promote_version(
+            store, prepared, version=version, candidate_result=logged.result, actor=actor
+        )
+    except PromotionRefusedError as exc:
+        return version, f"v{version} stays challenger: {exc.message}"
+    return version, decision.summary
 
 
 def oracle_ratio(op: str, metric: float, oracle: float | None) -> float | None:
@@ -380,32 +617,6 @@ def oracle_ratio(op: str, metric: float, oracle: float | None) -> float | None:
     return oracle / metric
 
 
-def _fit(
-    spec: ModelSpec,
-    *,
-    params: dict[str, Any],
-    train_path: Path,
-    storage_path: Path,
-    run_name: str,
-    n_classes: int | None,
-) -> Estimator:
-    from raycore.training.backends import fit_estimator
-
-    return fit_estimator(
-        family=spec.algorithm.family,
-        task=spec.task,
-        objective=spec.algorithm.objective,
-        params=params,
-        num_boost_round=spec.algorithm.num_boost_round,
-        train_path=train_path,
-        resources=spec.resources,
-        storage_path=storage_path,
-        run_name=run_name,
-        n_classes=n_classes,
-        group_column=spec.group_column,
-    )
-
-
 def _plot_sample(
     spec: ModelSpec, bundle: ModelBundle, holdout: pd.DataFrame, n: int = 300
 ) -> dict[str, list[Any]]:
@@ -421,6 +632,22 @@ def _plot_sample(
         return {}
     actual = sample[spec.label].tolist()
     return {"actual": [_plain(v) for v in actual], "predicted": [_plain(v) for v in pred.tolist()]}
+
+
+def _importance(prepared: PreparedData, bundle: ModelBundle) -> dict[str, Any]:
+    """Global importance of the model on (a sample of) the holdout; the error if it cannot be computed."""
+    from raycore.explain import global_importance
+
+    spec, rows = prepared.spec, prepared.holdout_rows
+    label = None
+    if spec.task not in UNSUPERVISED and spec.label in rows.columns:
+        label = rows[spec.label].to_numpy()
+    try:
+        return global_importance(
+            bundle, rows, label=label, metric=spec.gate.metric, higher_is_better=spec.gate.op == ">="
+        )
+    except (RaycoreError, ValueError, TypeError, KeyError) as exc:
+        return {"kind": "unavailable", "error": f"{type(exc).__name__}: {exc}", "importance": {}}
 
 
 def _single_view(spec: ModelSpec) -> FeatureView:
@@ -505,6 +732,7 @@ def _log_run(
     bundle: ModelBundle,
     metrics: dict[str, float],
     params: Mapping[str, Any],
+    num_boost_round: int,
     holdout_rows: pd.DataFrame,
     passed: bool,
     run_name: str,
@@ -512,6 +740,9 @@ def _log_run(
     n_holdout: int,
     notes: str = "",
     seconds: float = 0.0,
+    parent_run_id: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    artifacts: Mapping[str, dict[str, Any]] | None = None,
 ) -> tuple[str, str]:
     import tempfile
 
@@ -523,11 +754,14 @@ def _log_run(
     # The signature carries the view's declared dtypes, not whatever the join left behind.
     example = bundle.view.coerce_inputs(holdout_rows.head(5).reset_index(drop=True))
     signature = infer_signature(example, np.asarray(bundle.predict(example)))
-    with mlflow.start_run(experiment_id=store.experiment_id(spec.name), run_name=run_name) as run:
+    run_tags = {"mlflow.parentRunId": parent_run_id} if parent_run_id else {}
+    with mlflow.start_run(
+        experiment_id=store.experiment_id(spec.name), run_name=run_name, tags=run_tags
+    ) as run:
         mlflow.log_params({f"algo.{k}": v for k, v in params.items()})
         mlflow.log_params(
             {
-                "num_boost_round": spec.algorithm.num_boost_round,
+                "num_boost_round": num_boost_round,
                 "num_workers": spec.resources.num_workers,
                 "cpus_per_worker": spec.resources.cpus_per_worker,
                 "use_gpu": spec.resources.use_gpu,
@@ -538,6 +772,8 @@ def _log_run(
         mlflow.log_metrics({**metrics, "duration_seconds": seconds})
         if notes:
             mlflow.set_tag("evaluation_notes", notes[:4000])
+        for file_name, content in (artifacts or {}).items():
+            mlflow.log_dict(content, file_name)
         md = bundle.metadata
         mlflow.set_tags(
             {
@@ -551,9 +787,12 @@ def _log_run(
                 "feature_view_digest": md.feature_view_digest,
                 "code_version": md.code_version,
                 **{f"data_digest.{k}": v for k, v in md.data_digests.items()},
+                **dict(tags or {}),
             }
         )
-        bundle.metadata = dataclasses.replace(md, metrics=metrics, run_id=run.info.run_id)
+        bundle.metadata = dataclasses.replace(
+            md, metrics=metrics, run_id=run.info.run_id, parent_run_id=parent_run_id or ""
+        )
         with tempfile.TemporaryDirectory() as tmp:
             folder = bundle.save(Path(tmp) / BUNDLE_ARTIFACT)
             info = mlflow.pyfunc.log_model(

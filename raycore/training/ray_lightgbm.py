@@ -6,6 +6,9 @@ whole query groups go to one worker, sorted so each group is contiguous, and
 their sizes are passed to ``lgb.Dataset(group=...)``. Rank 0 reports the
 booster as a checkpoint every ``checkpoint_every`` rounds; a restarted worker
 group resumes from the latest checkpoint and trains only the remaining rounds.
+With ``validation`` (tuning), rank 0 adds the validation metric to every
+report (``ray_train_job.ValidationSpec``); ``callbacks`` go to Ray Train's
+RunConfig (``TuneReportCallback`` forwards the reports to Ray Tune).
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from raycore.specs import ResourcesSpec
 from raycore.training.ray_train_job import (
     LABEL_COLUMN,
     FaultInjection,
+    ValidationSpec,
     lean_trainer,
     maybe_kill_worker,
+    read_validation,
     read_worker_shard,
     record_attempt_start,
     report_round,
@@ -106,14 +111,27 @@ def _train_loop(config: dict[str, Any]) -> None:
     dataset = lgb.Dataset(
         shard.features, label=shard.label, group=shard.group_sizes, free_raw_data=False
     )
+    valid = read_validation(config.get("validation"), rank=rank)
     while done_rounds < total:
         step = min(every, total - done_rounds)
         booster = lgb.train(
             params, dataset, num_boost_round=step, init_model=booster, keep_training_booster=True
         )
         done_rounds += step
+        metrics: dict[str, Any] = {"rounds": done_rounds}
+        if valid is not None:
+            from raycore.models.lightgbm_model import LightGBMEstimator
+
+            vconf = config["validation"]
+            estimator = LightGBMEstimator(
+                booster,
+                task=vconf["task"],
+                n_classes=vconf["n_classes"],
+                num_threads=params["num_threads"],
+            )
+            metrics.update(valid.report(estimator.predict))
         report_round(
-            {"rounds": done_rounds},
+            metrics,
             rank=rank,
             save=partial(_save_booster, booster),
         )
@@ -134,6 +152,8 @@ def fit_lightgbm(
     checkpoint_every: int = 0,
     max_failures: int = 1,
     fault_injection: FaultInjection | None = None,
+    validation: ValidationSpec | None = None,
+    callbacks: list[Any] | None = None,
 ) -> lgb.Booster:
     """Train a LightGBM booster with Ray Train's LightGBMTrainer.
 
@@ -142,6 +162,8 @@ def fit_lightgbm(
     ``params['objective']``; ``n_classes`` sets ``num_class`` (multiclass).
     A checkpoint is reported every ``checkpoint_every`` rounds (0 = only at the
     end). ``fault_injection`` is for tests only (``ray_train_job.FaultInjection``).
+    ``validation`` adds the validation metric to every report; ``callbacks``
+    are Ray Train user callbacks (both for tuning, see the module docstring).
 
     Example:
         >>> booster = fit_lightgbm(train_path=path, params={"objective": "binary"}, num_boost_round=50,
@@ -162,10 +184,14 @@ def fit_lightgbm(
             "checkpoint_every": checkpoint_every,
             "group_column": group_column,
             "fault_injection": fault_injection.to_config() if fault_injection else None,
+            "validation": validation.to_config() if validation else None,
         },
         scaling_config=scaling_config(resources),
         run_config=run_config(
-            storage_path=storage_path, run_name=run_name, max_failures=max_failures
+            storage_path=storage_path,
+            run_name=run_name,
+            max_failures=max_failures,
+            callbacks=callbacks,
         ),
     )
     result = run_trainer(trainer, run_name=run_name)

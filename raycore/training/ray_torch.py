@@ -14,6 +14,10 @@
   so with many very short epochs set ``checkpoint_every`` higher.
 - **Threads.** ``torch.set_num_threads(cpus_per_worker)`` so workers do not
   oversubscribe the box.
+- **Validation (tuning).** With ``validation``, rank 0 scores the validation
+  file after every reported epoch with the same scaler and output head as the
+  ``TorchEstimator`` and adds the metric to the report; ``callbacks`` go to
+  Ray Train's RunConfig (``TuneReportCallback`` forwards reports to Ray Tune).
 """
 
 from __future__ import annotations
@@ -36,9 +40,11 @@ from raycore.specs.base import FrozenSpec
 from raycore.training.ray_train_job import (
     LABEL_COLUMN,
     FaultInjection,
+    ValidationSpec,
     check_shardable,
     lean_trainer,
     maybe_kill_worker,
+    read_validation,
     read_worker_shard,
     record_attempt_start,
     report_round,
@@ -166,6 +172,7 @@ def _train_loop(config: dict[str, Any]) -> None:
         return F.mse_loss(out[:, 0], target)
 
     every = max(1, int(config["checkpoint_every"]))
+    valid = read_validation(config.get("validation"), rank=rank)
     for epoch in range(start_epoch, hp["epochs"]):
         model.train()
         generator = torch.Generator().manual_seed(hp["seed"] * 100_003 + epoch * 101 + rank)
@@ -190,12 +197,36 @@ def _train_loop(config: dict[str, Any]) -> None:
             "optimizer": optimizer.state_dict(),
             "epoch": epoch,
         }
+        metrics: dict[str, Any] = {"epoch": epoch + 1, "train_loss": total / max(seen, 1)}
+        if valid is not None:
+            estimator = _estimator_for(unwrapped, config, list(shard.features.columns))
+            metrics.update(valid.report(estimator.predict))
         report_round(
-            {"epoch": epoch + 1, "train_loss": total / max(seen, 1)},
+            metrics,
             rank=rank,
             save=partial(_save_state, state),
         )
         maybe_kill_worker(config["fault_injection"], rank=rank, done_round=epoch + 1)
+
+
+def _estimator_for(module: Any, config: dict[str, Any], features: list[str]) -> Any:
+    """A ``TorchEstimator`` over a copy of the training module (the estimator switches to eval mode on CPU)."""
+    import copy
+
+    from raycore.models.torch_model import MLPArchitecture, TorchEstimator
+
+    vconf = config["validation"]
+    return TorchEstimator(
+        copy.deepcopy(module),
+        arch=MLPArchitecture.from_dict(config["arch"]),
+        mean=config["mean"],
+        std=config["std"],
+        feature_names=features,
+        task=vconf["task"],
+        n_classes=vconf["n_classes"] if config["loss"] == "ce" else None,
+        target_mean=config["target_mean"],
+        target_std=config["target_std"],
+    )
 
 
 def fit_torch(
@@ -211,6 +242,8 @@ def fit_torch(
     checkpoint_every: int = 0,
     max_failures: int = 1,
     fault_injection: FaultInjection | None = None,
+    validation: ValidationSpec | None = None,
+    callbacks: list[Any] | None = None,
 ) -> Any:
     """Train an MLP (``objective: mlp``) with Ray Train's TorchTrainer; returns a ``TorchEstimator``.
 
@@ -218,6 +251,8 @@ def fit_torch(
     dropout, alpha, seed); the loss follows the task (``torch_loss``).
     A checkpoint is reported every ``checkpoint_every`` epochs (0 = every epoch).
     ``fault_injection`` is for tests only (rounds are epochs here).
+    ``validation`` adds the validation metric to every epoch's report;
+    ``callbacks`` are Ray Train user callbacks (tuning).
 
     Example:
         >>> est = fit_torch(train_path=path, task="binary", objective="mlp", params={"epochs": 10},
@@ -276,10 +311,14 @@ def fit_torch(
             "threads": resources.cpus_per_worker,
             "checkpoint_every": checkpoint_every,
             "fault_injection": fault_injection.to_config() if fault_injection else None,
+            "validation": validation.to_config() if validation else None,
         },
         scaling_config=scaling_config(resources),
         run_config=run_config(
-            storage_path=storage_path, run_name=run_name, max_failures=max_failures
+            storage_path=storage_path,
+            run_name=run_name,
+            max_failures=max_failures,
+            callbacks=callbacks,
         ),
     )
     result = run_trainer(trainer, run_name=run_name)

@@ -19,6 +19,13 @@
   watcher, because our loops never read ``ray.train.get_preemption_info()``
   (values set in the environment win). ``lean_trainer`` also skips the dataset
   manager actor, which Ray Train starts even for runs without Ray Datasets.
+- **Validation reports (tuning).** With a ``ValidationSpec`` the loops score a
+  validation parquet (same columns as the training file, plus ``__scale__``
+  for views that scale their label) on rank 0 after every reported chunk and
+  add ``{metric: value}`` to the report, in the label's units, with the worker
+  group's placement group id (``PLACEMENT_GROUP_KEY``). Ray Tune reads these
+  intermediate results (``TuneReportCallback`` in ``run_config``) to stop poor
+  trials early. Without it the reports are unchanged.
 - **Fault injection (tests only).** ``FaultInjection`` makes a train loop kill
   its own worker process (SIGKILL, like the OOM killer) once, after a given
   round's checkpoint is registered, and records where every attempt started.
@@ -49,12 +56,17 @@ from raycore.errors import RaycoreError, TrainingError
 __all__ = [
     "LABEL_COLUMN",
     "LEAN_TRAIN_ENV",
+    "PLACEMENT_GROUP_KEY",
+    "VALID_SCALE_COLUMN",
     "FaultInjection",
+    "ValidationSet",
+    "ValidationSpec",
     "WorkerShard",
     "check_shardable",
     "lean_train_env",
     "lean_trainer",
     "maybe_kill_worker",
+    "read_validation",
     "read_worker_shard",
     "record_attempt_start",
     "report_round",
@@ -65,6 +77,10 @@ __all__ = [
 ]
 
 LABEL_COLUMN = "__label__"
+# Per-row label scale of a validation file (views with ``scale_column``); predictions and labels are multiplied back.
+VALID_SCALE_COLUMN = "__scale__"
+# Report key of the worker group's placement group (hex id), sent with validation reports.
+PLACEMENT_GROUP_KEY = "placement_group"
 
 # Ray Train settings applied around trainer.fit() unless already set (see module docstring).
 LEAN_TRAIN_ENV = {
@@ -140,6 +156,105 @@ def check_shardable(path: Path, *, num_workers: int, group_column: str | None) -
             hint="lower resources.num_workers",
         )
     return [c for c in columns if c not in (LABEL_COLUMN, group_column)]
+
+
+# --------------------------------------------------------------------------- validation
+
+
+@dataclass(frozen=True)
+class ValidationSpec:
+    """Score ``path`` with ``metric`` after every reported chunk (rank 0), for Ray Tune's schedulers.
+
+    ``path`` is a parquet file with the training file's columns (features in
+    model order, encoded ``__label__``, the group column for ranking) and, when
+    the feature view scales its label, ``__scale__``. ``task``/``n_classes``
+    shape the predictions as the fitted estimator would (``raycore.models.adapter``).
+
+    Example:
+        >>> ValidationSpec(path=Path("valid.parquet"), metric="roc_auc", task="binary").to_config()["metric"]
+        'roc_auc'
+    """
+
+    path: Path
+    metric: str
+    task: str
+    n_classes: int | None = None
+    group_column: str | None = None
+
+    def to_config(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "metric": self.metric,
+            "task": self.task,
+            "n_classes": self.n_classes,
+            "group_column": self.group_column,
+        }
+
+
+@dataclass
+class ValidationSet:
+    """A validation file in memory; ``score(predict)`` is the metric in the label's units."""
+
+    features: pd.DataFrame
+    label: np.ndarray
+    metric: str
+    scale: np.ndarray | None = None
+    groups: np.ndarray | None = None
+
+    @classmethod
+    def read(cls, config: dict[str, Any]) -> ValidationSet:
+        """Load the file of a ``ValidationSpec.to_config()``."""
+        frame = pq.read_table(config["path"]).to_pandas()
+        label = frame.pop(LABEL_COLUMN).to_numpy(dtype="float64")
+        scale = (
+            frame.pop(VALID_SCALE_COLUMN).to_numpy(dtype="float64")
+            if VALID_SCALE_COLUMN in frame.columns
+            else None
+        )
+        group = config.get("group_column")
+        groups = frame.pop(group).to_numpy() if group and group in frame.columns else None
+        return cls(features=frame, label=label, metric=config["metric"], scale=scale, groups=groups)
+
+    def score(self, predict: Callable[[pd.DataFrame], np.ndarray]) -> dict[str, float]:
+        """``{metric: value}`` of ``predict(features)`` (an estimator's task-shaped output).
+
+        A probability matrix is compared as class codes (argmax vs the encoded
+        label: the same accuracy/F1 as on decoded class labels); a scaled
+        view's predictions and labels are multiplied back by ``__scale__``.
+        """
+        from raycore.training.metrics import compute_metric
+
+        pred = np.asarray(predict(self.features), dtype="float64")
+        y = self.label
+        if pred.ndim == 2:
+            pred = pred.argmax(axis=1).astype("float64")
+        elif self.scale is not None:
+            pred, y = pred * self.scale, y * self.scale
+        value = compute_metric(self.metric, y_true=y, y_pred=pred, groups=self.groups)
+        return {self.metric: float(value)}
+
+    def report(self, predict: Callable[[pd.DataFrame], np.ndarray]) -> dict[str, Any]:
+        """``score(predict)`` plus the worker group's placement group id (``PLACEMENT_GROUP_KEY``).
+
+        A tuning scheduler may stop a trial mid-run, which kills its Ray Train
+        controller; Ray Train's own placement-group cleaner finds the cluster
+        through the state API, which fails on hosts running several Ray
+        instances. With the id the tuning driver can release the group itself.
+        """
+        from ray.util.placement_group import get_current_placement_group
+
+        group = get_current_placement_group()
+        out: dict[str, Any] = dict(self.score(predict))
+        if group is not None:
+            out[PLACEMENT_GROUP_KEY] = group.id.hex()
+        return out
+
+
+def read_validation(config: dict[str, Any] | None, *, rank: int) -> ValidationSet | None:
+    """The validation set of this worker: rank 0 scores, the other ranks get ``None``."""
+    if not config or rank != 0:
+        return None
+    return ValidationSet.read(config)
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -252,8 +367,14 @@ def scaling_config(resources: Any) -> Any:
     )
 
 
-def run_config(*, storage_path: Path, run_name: str, max_failures: int) -> Any:
-    """Ray Train's RunConfig: local storage, only the latest checkpoint kept, ``max_failures`` restarts."""
+def run_config(
+    *, storage_path: Path, run_name: str, max_failures: int, callbacks: list[Any] | None = None
+) -> Any:
+    """Ray Train's RunConfig: local storage, only the latest checkpoint kept, ``max_failures`` restarts.
+
+    ``callbacks`` are Ray Train user callbacks, e.g. ``TuneReportCallback()``
+    inside a Ray Tune trial (it forwards every report to Tune).
+    """
     import ray.train
 
     return ray.train.RunConfig(
@@ -261,6 +382,7 @@ def run_config(*, storage_path: Path, run_name: str, max_failures: int) -> Any:
         storage_path=str(storage_path),
         failure_config=ray.train.FailureConfig(max_failures=max_failures),
         checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
+        callbacks=list(callbacks or []),
     )
 
 

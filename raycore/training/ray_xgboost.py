@@ -6,7 +6,9 @@ worker, so ``xgb.DMatrix`` and ``xgb.train`` inside the loop are distributed
 without further setup. Rows come from the training parquet file per worker
 (``ray_train_job.read_worker_shard``). Rank 0 reports the booster (UBJSON) as a
 checkpoint every ``checkpoint_every`` rounds; a restarted worker group resumes
-from the latest one and trains only the remaining rounds.
+from the latest one and trains only the remaining rounds. With ``validation``
+(tuning), rank 0 adds the validation metric to every report; ``callbacks`` go
+to Ray Train's RunConfig (see ``ray_lightgbm``).
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from raycore.runtime import require_gpus
 from raycore.specs import ResourcesSpec
 from raycore.training.ray_train_job import (
     FaultInjection,
+    ValidationSpec,
     lean_trainer,
     maybe_kill_worker,
+    read_validation,
     read_worker_shard,
     record_attempt_start,
     report_round,
@@ -98,12 +102,25 @@ def _train_loop(config: dict[str, Any]) -> None:
     dtrain = xgb.DMatrix(shard.features, label=shard.label)
     if shard.group_sizes is not None:
         dtrain.set_group(shard.group_sizes)
+    valid = read_validation(config.get("validation"), rank=rank)
     while done_rounds < total:
         step = min(every, total - done_rounds)
         booster = xgb.train(params, dtrain, num_boost_round=step, xgb_model=booster)
         done_rounds += step
+        metrics: dict[str, Any] = {"rounds": done_rounds}
+        if valid is not None:
+            from raycore.models.xgboost_model import XGBoostEstimator
+
+            vconf = config["validation"]
+            estimator = XGBoostEstimator(
+                booster,
+                task=vconf["task"],
+                n_classes=vconf["n_classes"],
+                num_threads=params["nthread"],
+            )
+            metrics.update(valid.report(estimator.predict))
         report_round(
-            {"rounds": done_rounds},
+            metrics,
             rank=rank,
             save=partial(_save_booster, booster),
         )
@@ -124,6 +141,8 @@ def fit_xgboost(
     checkpoint_every: int = 0,
     max_failures: int = 1,
     fault_injection: FaultInjection | None = None,
+    validation: ValidationSpec | None = None,
+    callbacks: list[Any] | None = None,
 ) -> xgb.Booster:
     """Train an XGBoost booster with Ray Train's XGBoostTrainer.
 
@@ -134,6 +153,8 @@ def fit_xgboost(
     ``n_classes``); other params pass through (``monotone_constraints="(1,-1,0)"``,
     ``max_depth``, ``eta``...). ``nthread`` is ``cpus_per_worker``; ``use_gpu``
     trains with ``device="cuda"``. ``fault_injection`` is for tests only.
+    ``validation`` adds the validation metric to every report; ``callbacks``
+    are Ray Train user callbacks (tuning).
 
     Example:
         >>> booster = fit_xgboost(train_path=path, params={"max_depth": 4}, objective="binary:logistic",
@@ -155,10 +176,14 @@ def fit_xgboost(
             "checkpoint_every": checkpoint_every,
             "group_column": group_column,
             "fault_injection": fault_injection.to_config() if fault_injection else None,
+            "validation": validation.to_config() if validation else None,
         },
         scaling_config=scaling_config(resources),
         run_config=run_config(
-            storage_path=storage_path, run_name=run_name, max_failures=max_failures
+            storage_path=storage_path,
+            run_name=run_name,
+            max_failures=max_failures,
+            callbacks=callbacks,
         ),
     )
     result = run_trainer(trainer, run_name=run_name)

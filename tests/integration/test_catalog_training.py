@@ -35,10 +35,17 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> FoundrySettings:
 
 @pytest.fixture(scope="module")
 def portfolio(ray_session: None, settings: FoundrySettings) -> list:  # type: ignore[type-arg]
+    """Trained as `foundry train --all` does: LightGBM on warm workers, which step aside for the
+    other families' Ray Train runs and Ray tasks (a pool that kept its CPUs would deadlock them)."""
+    from raycore.training.warm_pool import warm_training
+
     specs = [CATALOG.get(m) for m in MODELS]
-    return train_portfolio(
-        specs, train=lambda spec, say: train_model(spec, settings=settings, progress=say)
-    )
+    with warm_training() as pool:
+        rows = train_portfolio(
+            specs, train=lambda spec, say: train_model(spec, settings=settings, progress=say)
+        )
+    assert pool.fits == sum(CATALOG.get(m).algorithm.family == "lightgbm" for m in MODELS)
+    return rows
 
 
 def test_every_kind_passes_its_gate_and_is_registered(
