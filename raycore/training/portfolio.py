@@ -19,6 +19,7 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ def train_portfolio(
         emit("start", spec, None)
         started = time.perf_counter()
         try:
-            out = train(spec, lambda msg, spec=spec: emit(f"step:{msg}", spec, None))
+            out = train(spec, partial(_step, emit, spec))
             row = PortfolioRow(
                 model_id=spec.id,
                 name=spec.name,
@@ -115,6 +116,10 @@ def train_portfolio(
         rows.append(row)
         emit("done", spec, row)
     return rows
+
+
+def _step(emit: Event, spec: ModelSpec, message: str) -> None:
+    emit(f"step:{message}", spec, None)
 
 
 def _error_row(spec: ModelSpec, message: str, started: float) -> PortfolioRow:

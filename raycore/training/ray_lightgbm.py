@@ -4,8 +4,10 @@ Workers read their rows straight from a parquet file (``ray_train_job``):
 row ``i`` goes to worker ``i % world_size``; for ranking (``group_column``)
 whole query groups go to one worker, sorted so each group is contiguous, and
 their sizes are passed to ``lgb.Dataset(group=...)``. Rank 0 reports the
-booster as a checkpoint every ``checkpoint_every`` rounds; a restarted worker
-group resumes from the latest checkpoint and trains only the remaining rounds.
+booster as a checkpoint every ``checkpoint_every`` rounds, from a callback of
+one ``lgb.train`` call (a data-parallel network is opened once per call and
+cannot bind its port twice); a restarted worker group resumes from the latest
+checkpoint and trains only the remaining rounds.
 With ``validation`` (tuning), rank 0 adds the validation metric to every
 report (``ray_train_job.ValidationSpec``); ``callbacks`` go to Ray Train's
 RunConfig (``TuneReportCallback`` forwards the reports to Ray Tune).
@@ -112,30 +114,39 @@ def _train_loop(config: dict[str, Any]) -> None:
         shard.features, label=shard.label, group=shard.group_sizes, free_raw_data=False
     )
     valid = read_validation(config.get("validation"), rank=rank)
-    while done_rounds < total:
-        step = min(every, total - done_rounds)
-        booster = lgb.train(
-            params, dataset, num_boost_round=step, init_model=booster, keep_training_booster=True
-        )
-        done_rounds += step
-        metrics: dict[str, Any] = {"rounds": done_rounds}
+    if done_rounds >= total:
+        return
+
+    def report(env: lgb.callback.CallbackEnv) -> None:
+        # Reports from inside one lgb.train call: a second call would open the data-parallel
+        # network again on the same port, which LightGBM cannot bind twice ("Binding port failed").
+        rounds = env.iteration + 1  # counts the restored rounds too
+        if rounds % every and rounds < total:
+            return
+        model = env.model
+        assert isinstance(model, lgb.Booster)  # lgb.train, not lgb.cv
+        metrics: dict[str, Any] = {"rounds": rounds}
         if valid is not None:
             from raycore.models.lightgbm_model import LightGBMEstimator
 
             vconf = config["validation"]
             estimator = LightGBMEstimator(
-                booster,
+                model,
                 task=vconf["task"],
                 n_classes=vconf["n_classes"],
                 num_threads=params["num_threads"],
             )
             metrics.update(valid.report(estimator.predict))
-        report_round(
-            metrics,
-            rank=rank,
-            save=partial(_save_booster, booster),
-        )
-        maybe_kill_worker(config["fault_injection"], rank=rank, done_round=done_rounds)
+        report_round(metrics, rank=rank, save=partial(_save_booster, model))
+        maybe_kill_worker(config["fault_injection"], rank=rank, done_round=rounds)
+
+    lgb.train(
+        params,
+        dataset,
+        num_boost_round=total - done_rounds,
+        init_model=booster,
+        callbacks=[report],
+    )
 
 
 def fit_lightgbm(

@@ -7,8 +7,9 @@ without further setup. Rows come from the training parquet file per worker
 (``ray_train_job.read_worker_shard``). Rank 0 reports the booster (UBJSON) as a
 checkpoint every ``checkpoint_every`` rounds; a restarted worker group resumes
 from the latest one and trains only the remaining rounds. With ``validation``
-(tuning), rank 0 adds the validation metric to every report; ``callbacks`` go
-to Ray Train's RunConfig (see ``ray_lightgbm``).
+(tuning), rank 0 adds the validation metric to every report, predicting
+without a DMatrix (``_predict_local``); ``callbacks`` go to Ray Train's
+RunConfig (see ``ray_lightgbm``).
 """
 
 from __future__ import annotations
@@ -79,6 +80,19 @@ def _save_booster(booster: xgb.Booster, folder: Path) -> None:
     booster.save_model(str(folder / MODEL_FILE))
 
 
+def _predict_local(booster: xgb.Booster, validation: dict[str, Any], features: Any) -> Any:
+    """``XGBoostEstimator.predict`` without a DMatrix, for rank 0's validation score.
+
+    With several workers, building a DMatrix is a collective operation (XGBoost
+    agrees on the column count across workers): rank 0 building one alone would
+    wait forever. ``inplace_predict`` reads the array directly.
+    """
+    from raycore.models.adapter import shape_output
+
+    raw = booster.inplace_predict(features.to_numpy(dtype="float64"))
+    return shape_output(raw, task=validation["task"], n_classes=validation["n_classes"])
+
+
 def _train_loop(config: dict[str, Any]) -> None:
     import ray.train
 
@@ -109,16 +123,7 @@ def _train_loop(config: dict[str, Any]) -> None:
         done_rounds += step
         metrics: dict[str, Any] = {"rounds": done_rounds}
         if valid is not None:
-            from raycore.models.xgboost_model import XGBoostEstimator
-
-            vconf = config["validation"]
-            estimator = XGBoostEstimator(
-                booster,
-                task=vconf["task"],
-                n_classes=vconf["n_classes"],
-                num_threads=params["nthread"],
-            )
-            metrics.update(valid.report(estimator.predict))
+            metrics.update(valid.report(partial(_predict_local, booster, config["validation"])))
         report_round(
             metrics,
             rank=rank,

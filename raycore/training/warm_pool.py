@@ -151,7 +151,8 @@ class WarmPool:
         if self.shape == shape and self.actors:
             return self.actors
         self.close()
-        remote = ray.remote(
+        # max_concurrency is an actor option the typed overloads of ray.remote do not list.
+        remote = ray.remote(  # type: ignore[call-overload]
             num_cpus=shape.cpus, num_gpus=1 if shape.gpu else 0, max_restarts=0, max_concurrency=2
         )(_Worker)
         strategy = "SPREAD" if shape.workers > 1 else "DEFAULT"
