@@ -15,7 +15,12 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def machine() -> dict[str, Any]:
     import ray
 
-    return {"cpus": os.cpu_count(), "python": platform.python_version(), "ray": ray.__version__}
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "ray": ray.__version__,
+        "loadavg": [round(x, 2) for x in os.getloadavg()],  # the box is shared: how busy it was
+    }
 
 
 def report(name: str, *, params: dict[str, Any], metrics: dict[str, float], rows: list[tuple[str, str]]) -> None:

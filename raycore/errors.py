@@ -9,8 +9,9 @@
     ├── TrainingError            a training run failed
     │   └── GateFailedError      a trained model missed its catalog gate
     ├── RegistryError            MLflow registry state is missing or inconsistent
-    └── ServingError             the Serve application cannot start or answer
-        └── InputValidationError a request does not match the model's input schema
+    ├── ServingError             the Serve application cannot start or answer
+    │   └── InputValidationError a request does not match the model's input schema
+    └── ThresholdError           a decision threshold is invalid or cannot be changed
 
 Every error carries a ``hint`` that says how to fix it, and survives pickling
 across Ray processes (``__reduce__`` rebuilds it from its arguments).
@@ -31,6 +32,7 @@ __all__ = [
     "RegistryError",
     "ServingError",
     "SpecError",
+    "ThresholdError",
     "TrainingError",
 ]
 
@@ -198,3 +200,7 @@ class InputValidationError(ServingError):
 
     def _reduce_kwargs(self) -> dict[str, Any]:
         return {"errors": self.errors, "hint": self.hint}
+
+
+class ThresholdError(RaycoreError):
+    """A decision threshold is invalid, or the model has none to change."""

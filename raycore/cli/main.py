@@ -27,7 +27,11 @@ from rich.table import Table
 
 from raycore.cli.data_cmds import data_app
 from raycore.cli.explain_cmd import explain
+from raycore.cli.monitor_cmds import monitor_app
 from raycore.cli.registry_cmds import registry_app
+from raycore.cli.retrain_cmd import retrain
+from raycore.cli.threshold_cmds import threshold_app
+from raycore.cli.traffic_cmds import keys_app, traffic_app
 from raycore.cli.tune_cmd import tune
 from raycore.errors import ConfigurationError, RaycoreError, SpecError
 from raycore.settings import FoundrySettings
@@ -42,8 +46,13 @@ catalog_app = typer.Typer(help="The model catalog.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(data_app, name="data")
 app.add_typer(registry_app, name="registry")
+app.add_typer(monitor_app, name="monitor")
+app.add_typer(traffic_app, name="traffic")
+app.add_typer(keys_app, name="keys")
+app.add_typer(threshold_app, name="threshold")
 app.command("explain")(explain)
 app.command("tune")(tune)
+app.command("retrain")(retrain)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -331,12 +340,33 @@ def serve(
 
 @app.command()
 @guarded
-def status(port: int = typer.Option(None, help="HTTP port of the endpoint to check.")) -> None:
+def status(
+    port: int = typer.Option(None, help="HTTP port of the endpoint to check."),
+    html_path: str = typer.Option(
+        None, "--html", help="Also write the portfolio dashboard (a self-contained HTML page) to this file."
+    ),
+    screenshot_path: str = typer.Option(
+        None, "--screenshot", help="With --html: also render the page to this PNG (needs a headless Chromium)."
+    ),
+) -> None:
     """Registry state of every catalog model and whether the endpoint answers."""
 
     settings = _settings(port)
     catalog = _catalog()
     _print_status(settings, [s.name for s in catalog], catalog)
+    if html_path:
+        from pathlib import Path
+
+        from raycore.reporting import collect_status, render_status_page
+
+        page = Path(html_path)
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text(render_status_page(collect_status(settings=settings, catalog=catalog)))
+        console.print(f"dashboard: {page.resolve()}")
+        if screenshot_path:
+            from raycore.reporting.screenshot import screenshot
+
+            console.print(f"screenshot: {screenshot(page, Path(screenshot_path)).resolve()}")
 
 
 @app.command()

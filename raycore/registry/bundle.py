@@ -16,7 +16,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,9 @@ import pandas as pd
 from raycore.errors import IncompatibleBundleError, RegistryError
 from raycore.features import FeatureView, get_feature_view
 from raycore.models import Estimator, load_estimator
+
+if TYPE_CHECKING:
+    from raycore.conformal import Calibrator
 
 __all__ = ["BundleMetadata", "ModelBundle"]
 
@@ -57,14 +60,21 @@ class BundleMetadata:
 
 
 class ModelBundle:
-    """Estimator + feature view + metadata; predicts from raw inputs."""
+    """Estimator + feature view + metadata (+ an optional conformal calibrator); predicts from raw inputs."""
 
     def __init__(
-        self, *, estimator: Estimator, view: FeatureView, metadata: BundleMetadata
+        self,
+        *,
+        estimator: Estimator,
+        view: FeatureView,
+        metadata: BundleMetadata,
+        calibrator: Calibrator | None = None,
     ) -> None:
         self.estimator = estimator
         self.view = view
         self.metadata = metadata
+        # Conformal calibrator (raycore.conformal); None for bundles trained without one.
+        self.calibrator = calibrator
 
     def predict(self, raw: pd.DataFrame) -> np.ndarray:
         """Predictions in label units from a frame of raw inputs.
@@ -87,9 +97,37 @@ class ModelBundle:
             )
         return pd.DataFrame(pred, columns=[str(c) for c in self.metadata.classes], index=raw.index)
 
+    def predict_with_uncertainty(self, raw: pd.DataFrame, *, level: float) -> dict[str, Any]:
+        """Predictions with their conformal interval (regression) or prediction set (classifiers).
+
+        Regression-like models answer ``{"prediction", "lower", "upper"}``,
+        classifiers ``{"prediction", "set"}`` (boolean (n, n_classes) over
+        ``metadata.classes``; binary: classes 0/1); ``level`` is one of the
+        calibrated levels (``calibrator.levels``). See ``raycore.conformal``.
+        """
+        if self.calibrator is None:
+            raise RegistryError(
+                f"model '{self.metadata.model_name}' has no conformal calibrator",
+                hint="re-train it with conformal calibration (on by default for regression and classification)",
+            )
+        features = self.view.compute(raw)
+        pred = self._scaled(raw, np.asarray(self.estimator.predict(features)))
+        if self.calibrator.kind == "classification":
+            sets = self.calibrator.prediction_set(pred, level=level)  # type: ignore[union-attr]
+            return {"prediction": self._labels(pred), "set": sets}
+        lower, upper = self.calibrator.interval(pred, level=level, features=features)  # type: ignore[union-attr]
+        return {"prediction": pred, "lower": lower, "upper": upper}
+
+    def _labels(self, pred: np.ndarray) -> np.ndarray:
+        if self.metadata.classes and pred.ndim == 2:
+            return np.asarray(self.metadata.classes, dtype=object)[np.argmax(pred, axis=1)]
+        return pred
+
     def _raw_predict(self, raw: pd.DataFrame) -> np.ndarray:
         features = self.view.compute(raw)
-        pred = np.asarray(self.estimator.predict(features))
+        return self._scaled(raw, np.asarray(self.estimator.predict(features)))
+
+    def _scaled(self, raw: pd.DataFrame, pred: np.ndarray) -> np.ndarray:
         scale = self.view.scale(raw)
         if scale is None:
             return pred
@@ -99,6 +137,8 @@ class ModelBundle:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / ESTIMATOR_DIR).mkdir(exist_ok=True)
         self.estimator.save(folder / ESTIMATOR_DIR)
+        if self.calibrator is not None:
+            self.calibrator.save(folder)
         (folder / BUNDLE_FILE).write_text(
             json.dumps(asdict(self.metadata), indent=2, sort_keys=True)
         )
@@ -134,4 +174,9 @@ class ModelBundle:
                 view.digest(),
             )
         estimator = load_estimator(metadata.family, folder / ESTIMATOR_DIR)
-        return cls(estimator=estimator, view=view, metadata=metadata)
+        from raycore.conformal import load_calibrator  # lazy: conformal sits below the registry
+
+        # Bundles saved before calibration existed have no calibrator file: None.
+        return cls(
+            estimator=estimator, view=view, metadata=metadata, calibrator=load_calibrator(folder)
+        )

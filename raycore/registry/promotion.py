@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Comparison",
     "PromotionDecision",
+    "challenge",
     "champion_history",
     "compare_results",
     "promote_version",
@@ -177,6 +178,45 @@ def _load(store: ModelStore, name: str, version: str, role: str) -> ModelBundle:
     return bundle
 
 
+def challenge(
+    store: ModelStore,
+    prepared: PreparedData,
+    *,
+    version: str,
+    candidate_result: EvalResult | None = None,
+) -> PromotionDecision:
+    """The champion/challenger gate for ``version`` on ``prepared``'s holdout, without moving an alias.
+
+    No champion: accepted (it would be the first). A champion the current code
+    cannot load (its feature view version is gone): accepted without a
+    comparison, and the summary says why.
+    """
+    spec = prepared.spec
+    name = spec.name
+    champion = store.alias_version(name, "champion")
+    if champion is None:
+        return PromotionDecision(name, version, None, True, [], f"{name}: v{version} is the first champion")
+    if candidate_result is None:
+        candidate_result = _evaluate(prepared, _load(store, name, version, "candidate"))
+    try:
+        champion_bundle = _load(store, name, champion, "champion")
+    except IncompatibleBundleError as exc:
+        # The champion cannot run with this code (nor be served by it): the candidate, which
+        # passed its gate with the current feature code, replaces it without a comparison.
+        return PromotionDecision(
+            name, version, champion, True, [],
+            f"{name}: champion v{champion} cannot run with this code ({exc.message}); "
+            f"v{version} passed its gate and replaces it",
+        )
+    return compare_results(
+        spec,
+        candidate=candidate_result.metrics,
+        champion=_evaluate(prepared, champion_bundle).metrics,
+        candidate_version=version,
+        champion_version=champion,
+    )
+
+
 def promote_version(
     store: ModelStore,
     prepared: PreparedData,
@@ -207,31 +247,8 @@ def promote_version(
     if force and not (reason or "").strip():
         raise RegistryError("a forced promotion needs a reason", hint="pass --reason '...'")
 
-    decision: PromotionDecision | None = None
-    if champion is None:
-        decision = PromotionDecision(name, str(version), None, True, [], f"{name}: v{version} is the first champion")
-    else:
-        if candidate_result is None:
-            candidate_result = _evaluate(prepared, _load(store, name, str(version), "candidate"))
-        try:
-            champion_bundle = _load(store, name, champion, "champion")
-        except IncompatibleBundleError as exc:
-            # The champion cannot run with this code (nor be served by it): the candidate, which
-            # passed its gate with the current feature code, replaces it without a comparison.
-            decision = PromotionDecision(
-                name, str(version), champion, True, [],
-                f"{name}: champion v{champion} cannot run with this code ({exc.message}); "
-                f"v{version} passed its gate and replaces it",
-            )
-        else:
-            decision = compare_results(
-                spec,
-                candidate=candidate_result.metrics,
-                champion=_evaluate(prepared, champion_bundle).metrics,
-                candidate_version=str(version),
-                champion_version=champion,
-            )
-
+    decision = challenge(store, prepared, version=str(version), candidate_result=candidate_result)
+    champion = decision.champion_version  # the holder the comparison was made against
     if not decision.accepted and not force:
         store.audit.record(
             model=name,

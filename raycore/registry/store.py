@@ -177,8 +177,11 @@ class ModelStore:
                 self.client.create_registered_model(name, description=f"Data Foundry model {name}")
             except MlflowException:
                 pass  # created concurrently
+        # MLflow 3 logs LoggedModels (models:/m-<id>); a tracking server refuses that source
+        # unless model_id names it (the embedded SQLite store accepts it without).
+        model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
         mv = _retry_locked(
-            lambda: self.client.create_model_version(name, model_uri, run_id=run_id, tags=tags)
+            lambda: self.client.create_model_version(name, model_uri, run_id=run_id, tags=tags, model_id=model_id)
         )
         return str(mv.version)
 

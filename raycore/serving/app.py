@@ -1,4 +1,4 @@
-"""The Serve application: one ingress deployment answering for the catalog's models.
+"""The Serve application: one ingress that reads and routes requests to the catalog's models.
 
 Routes (JSON; single rows and batches of rows on every POST route):
     GET  /v2/health/live, /v2/health/ready      liveness / readiness
@@ -13,6 +13,8 @@ Routes (JSON; single rows and batches of rows on every POST route):
     GET  /v1/models                              the models this app serves
     GET  /v1/models/{name}                       one model: version, inputs, metrics
     POST /v1/models/{name}/predict               {"inputs": {...} | [{...}, ...]}
+    Admin:
+    POST /admin/models/{name}/reload             check the alias now and swap in its version
     GET  /docs, /openapi.json                    OpenAPI page
 
 Every answer of a served model's route names the version that answered: the
@@ -21,9 +23,13 @@ prediction body. Bodies may be gzip/deflate-encoded (``Content-Encoding``).
 Every route validates rows the same way (``RowSchema``): a wrong type, a
 missing input or too many rows is a 4xx naming the field (422 on the simple
 route, 400 in the OIP and MLflow shapes), a body that is not JSON 400, a body
-over ``max_body_bytes`` 413, an unknown model (or version) 404.
+over ``max_body_bytes`` 413, an unknown model (or version) 404, an overloaded
+model 503 with ``Retry-After``.
 
-Each replica loads ``models:/<name>@<alias>`` from the MLflow registry at start.
+The ingress reads bodies and routes; each model's ``ModelEndpoint`` validates,
+batches, predicts and logs, wherever the topology puts it (``topology.py``):
+hot models in the ingress process, the long tail in the multiplexed
+deployment. Replicas follow their alias (hot reload, ``hot_reload.py``).
 
 Example:
     >>> app = build_app(AppArgs(models=["sales_forecasting"], tracking_uri="sqlite:///..."))  # doctest: +SKIP
@@ -31,49 +37,50 @@ Example:
 """
 
 import logging
+import time
 import zlib
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 from ray import serve
 from ray.serve import Application
 
 import raycore
-from raycore.errors import InputValidationError, RaycoreError
 from raycore.serving import protocols
-from raycore.serving.predictor import Predictor
-from raycore.serving.protocols import OUTPUT_PREDICTIONS, OUTPUT_PROBABILITIES
-from raycore.serving.schemas import MAX_ROWS
+from raycore.serving.answers import VERSION_HEADER, Answer, Route, error_answer
+from raycore.serving.topology import AppArgs, plan_topology
 
-__all__ = ["AppArgs", "FoundryServer", "build_app"]
+__all__ = ["VERSION_HEADER", "AppArgs", "FoundryServer", "build_app"]
 
 log = logging.getLogger(__name__)
-VERSION_HEADER = "x-model-version"
 
 
-class AppArgs(BaseModel):
-    """Arguments of the Serve application (also the `args` of serve_apps/foundry.yaml)."""
+class Target(Protocol):
+    """Where one model answers: in this process (LocalTarget) or behind a handle (RemoteTarget)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    multiplexed: bool
 
-    models: list[str] = Field(min_length=1, description="Registered model names to serve.")
-    alias: str = Field(default="champion", description="Registry alias each model is loaded at.")
-    tracking_uri: str = Field(description="MLflow tracking/registry URI.")
-    home: str = Field(default=".foundry", description="FOUNDRY_HOME of the replicas.")
-    online_store_uri: str | None = Field(
-        default=None, description="Online feature store (redis://...); empty: SQLite under home."
-    )
-    max_rows: int = Field(default=MAX_ROWS, ge=1, le=1_000_000, description="Max rows per request.")
-    max_body_bytes: int = Field(
-        default=32 * 2**20, ge=1024, le=2**31, description="Max request body (after decompression); larger: 413."
-    )
-    num_replicas: int = Field(default=1, ge=1, le=64, description="Replicas of the ingress.")
-    replica_cpus: float = Field(default=0.5, ge=0, le=64, description="CPUs reserved per replica.")
+    @property
+    def version(self) -> str | None: ...
+
+    async def meta(self, kind: str, *, version: str | None = None) -> Answer: ...
+
+    async def infer(
+        self,
+        route: Route,
+        *,
+        raw: bytes,
+        version: str | None = None,
+        header_length: str | None = None,
+    ) -> Answer: ...
+
+    async def reload(self, *, force: bool = True) -> Answer: ...
+
+    async def close(self) -> None: ...
 
 
 class SimplePredictRequest(BaseModel):
@@ -89,11 +96,19 @@ class _FoundryAPI(FastAPI):
 
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:
-            schema = get_openapi(title=self.title, version=self.version, description=self.description, routes=self.routes)
-            _, defs = models_json_schema(
-                [(m, "validation") for m in _BODY_MODELS.values()], ref_template="#/components/schemas/{model}"
+            schema = get_openapi(
+                title=self.title,
+                version=self.version,
+                description=self.description,
+                routes=self.routes,
             )
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
+            _, defs = models_json_schema(
+                [(m, "validation") for m in _BODY_MODELS.values()],
+                ref_template="#/components/schemas/{model}",
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(
+                defs.get("$defs", {})
+            )
             self.openapi_schema = schema
         return self.openapi_schema
 
@@ -107,11 +122,18 @@ _BODY_MODELS: dict[str, type[BaseModel]] = {
 
 def _body(kind: str, *, binary: bool = False) -> dict[str, Any]:
     """openapi_extra: the request body schema of a route that parses its body itself."""
-    content: dict[str, Any] = {"application/json": {"schema": {"$ref": f"#/components/schemas/{_BODY_MODELS[kind].__name__}"}}}
+    content: dict[str, Any] = {
+        "application/json": {
+            "schema": {"$ref": f"#/components/schemas/{_BODY_MODELS[kind].__name__}"}
+        }
+    }
     if binary:
         content["application/octet-stream"] = {
-            "schema": {"type": "string", "format": "binary",
-                       "description": f"JSON header ({protocols.BINARY_HEADER} bytes), then binary tensors"}
+            "schema": {
+                "type": "string",
+                "format": "binary",
+                "description": f"JSON header ({protocols.BINARY_HEADER} bytes), then binary tensors",
+            }
         }
     return {"requestBody": {"required": True, "content": content}}
 
@@ -153,7 +175,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
     if encoding in ("", "identity"):
         return raw
     if encoding not in ("gzip", "deflate"):
-        raise _BadBody(415, f"content-encoding '{encoding[:40]}' is not supported (use gzip or deflate)")
+        raise _BadBody(
+            415, f"content-encoding '{encoding[:40]}' is not supported (use gzip or deflate)"
+        )
     inflater = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
     try:
         out = inflater.decompress(raw, limit + 1)
@@ -164,65 +188,166 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return out
 
 
-def _versioned(predictor: Predictor | None, status: int, body: Any) -> JSONResponse:
-    headers = {VERSION_HEADER: predictor.version} if predictor is not None else None
-    return JSONResponse(status_code=status, content=body, headers=headers)
+def _send(answer: Answer) -> Response:
+    return Response(
+        content=answer.content,
+        status_code=answer.status,
+        media_type=answer.media_type,
+        headers=answer.headers,
+    )
 
 
-def _error(
-    status: int, message: str, *, detail: Any = None, hint: str | None = None, predictor: Predictor | None = None
-) -> JSONResponse:
-    """The simple route's error shape."""
-    body: dict[str, Any] = {"error": message}
-    if detail is not None:
-        body["detail"] = detail
-    if hint:
-        body["hint"] = hint
-    return _versioned(predictor, status, body)
-
-
-def _oip_error(status: int, message: str, *, predictor: Predictor | None = None) -> JSONResponse:
-    """OIP's error shape: ``{"error": "..."}`` (what tritonclient raises with)."""
-    return _versioned(predictor, status, {"error": message})
-
-
-def _mlflow_error(
-    status: int, message: str, *, detail: Any = None, hint: str | None = None, predictor: Predictor | None = None
-) -> JSONResponse:
-    """MLflow's error shape (``MlflowException.serialize_as_json``) plus where and how to fix."""
-    code = "RESOURCE_DOES_NOT_EXIST" if status == 404 else "INTERNAL_ERROR" if status >= 500 else "BAD_REQUEST"
-    body: dict[str, Any] = {"error_code": code, "message": message}
-    if detail is not None:
-        body["detail"] = detail
-    if hint:
-        body["hint"] = hint
-    return _versioned(predictor, status, body)
-
-
-@serve.deployment(name="FoundryServer", max_ongoing_requests=64)
+@serve.deployment(name="FoundryServer", max_ongoing_requests=256)
 @serve.ingress(api)
 class FoundryServer:
-    """Ingress deployment: validates requests and predicts with in-process bundles."""
+    """Ingress deployment: reads bodies, routes each model's requests to where it is hosted."""
 
-    def __init__(self, args: dict[str, Any]) -> None:
-        from raycore.registry.store import ModelStore
-        from raycore.settings import FoundrySettings
+    def __init__(
+        self, args: dict[str, Any], dedicated: dict[str, Any], multiplexed: Any = None
+    ) -> None:
+        from raycore.serving.auth import ApiKeys
+        from raycore.serving.batching import RowBatcher
+        from raycore.serving.deployments import (
+            LocalTarget,
+            RemoteTarget,
+            open_prediction_log,
+            replica_settings,
+            serving_metrics,
+        )
+        from raycore.serving.endpoint import ModelEndpoint
+        from raycore.serving.hot_reload import RegistrySource, ReloadingModel
 
         self.args = AppArgs.model_validate(args)
-        settings = FoundrySettings.load(
-            home=self.args.home,
-            mlflow_tracking_uri=self.args.tracking_uri,
-            online_store_uri=self.args.online_store_uri,
-        )
-        store = ModelStore(settings)
-        self.online = settings.online_store()
-        self.predictors: dict[str, Predictor] = {}
-        for name in self.args.models:
-            bundle, version = store.load_bundle(name, alias=self.args.alias)
-            self.predictors[name] = Predictor(
-                bundle=bundle, version=version, online=self.online, max_rows=self.args.max_rows
+        # Keys: FOUNDRY_API_KEYS / FOUNDRY_ADMIN_KEYS, or hashes made by `foundry keys create`.
+        self.keys = ApiKeys.load(home=replica_settings(args).home)
+        plan = plan_topology(self.args)
+        self.metrics = serving_metrics()
+        self.targets: dict[str, Target] = {}
+        self._started = False
+        if plan.local:
+            source = RegistrySource(settings=replica_settings(args), max_rows=self.args.max_rows)
+            prediction_log = open_prediction_log(args, self.metrics)
+            for name in plan.local:
+                spec = plan.specs[name]
+                model = ReloadingModel.open(name=name, alias=self.args.alias, source=source)
+                batcher = RowBatcher(
+                    max_batch_size=spec.max_batch_size,
+                    batch_wait_timeout_s=spec.batch_wait_timeout_s,
+                    max_queued_requests=spec.max_queued_requests,
+                    retry_after_s=self.args.retry_after_s,
+                    in_thread=self.args.predict_in_thread,
+                    on_batch=lambda p, n: self.metrics.batch(
+                        model=p.name, version=p.version, size=n
+                    ),
+                )
+                endpoint = ModelEndpoint(
+                    model=model,
+                    submit=batcher.submit,
+                    log=prediction_log,
+                    home=str(source.settings.home),
+                )
+                self.targets[name] = LocalTarget(endpoint, batcher)
+                log.info("serving %s v%s in the ingress", name, model.current.version)
+        for name in plan.dedicated:
+            self.targets[name] = RemoteTarget(
+                dedicated[name], name=name, multiplexed=False, retry_after_s=self.args.retry_after_s
             )
-            log.info("loaded %s v%s (%s)", name, version, self.args.alias)
+        for name in plan.multiplexed:
+            self.targets[name] = RemoteTarget(
+                multiplexed, name=name, multiplexed=True, retry_after_s=self.args.retry_after_s
+            )
+
+    def _start(self) -> None:
+        """Start the alias pollers of in-process models (needs the replica's running event loop)."""
+        if not self._started:
+            self._started = True
+            for target in self.targets.values():
+                model = getattr(getattr(target, "endpoint", None), "model", None)
+                if model is not None:
+                    model.start(poll_s=self.args.reload_poll_s)
+
+    # ------------------------------------------------------------------ hook points
+
+    def _target(self, name: str, request: Request) -> Target | None:
+        """The target that answers ``request`` for model ``name`` (None: not served here).
+
+        Traffic policies (champion/challenger splits, canaries, shadows) pick the alias
+        here; today every request goes to the model at ``AppArgs.alias``.
+        """
+        return self.targets.get(name)
+
+    def _refusal(self, request: Request, *, scope: str) -> Answer | None:
+        """None when ``request`` may use routes of ``scope`` ("infer" or "admin"); else the refusal.
+
+        With no key configured every route is open (the app listens on loopback by
+        default); with keys, inference needs one and admin routes need an admin key.
+        """
+        from raycore.serving.auth import AuthError
+
+        try:
+            self.keys.check(request.headers, scope=scope)  # type: ignore[arg-type]
+        except AuthError as exc:
+            return error_answer(
+                "simple", exc.status_code, exc.message, hint=exc.hint, headers=exc.headers()
+            )
+        return None
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _unknown(self, route: Route, name: str) -> Answer:
+        return error_answer(
+            route,
+            404,
+            f"model '{name}' is not served here",
+            hint=f"served models: {', '.join(self.targets)}",
+        )
+
+    def _done(self, name: str, route: str, answer: Answer, started: float) -> Response:
+        model = name if name in self.targets else "_unknown"  # bounded tag values
+        self.metrics.request(
+            model=model, version=answer.version, route=route, status=answer.status,
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+        )  # fmt: skip
+        return _send(answer)
+
+    async def _meta(self, name: str, kind: str, version: str | None, request: Request) -> Response:
+        started = time.perf_counter()
+        self._start()
+        refusal = self._refusal(request, scope="infer")
+        if refusal is not None:
+            return self._done(name, "meta", refusal, started)
+        target = self._target(name, request)
+        route: Route = "simple" if kind == "describe" else "oip"
+        answer = (
+            self._unknown(route, name)
+            if target is None
+            else await target.meta(kind, version=version)
+        )
+        return self._done(name, "meta", answer, started)
+
+    async def _infer(
+        self, name: str, route: Route, request: Request, version: str | None = None
+    ) -> Response:
+        started = time.perf_counter()
+        self._start()
+        refusal = self._refusal(request, scope="infer")
+        if refusal is not None:
+            return self._done(name, route, refusal, started)
+        target = self._target(name, request)
+        if target is None:
+            return self._done(name, route, self._unknown(route, name), started)
+        try:
+            raw = await _read_body(request, self.args.max_body_bytes)
+        except _BadBody as exc:
+            return self._done(
+                name,
+                route,
+                error_answer(route, exc.status, exc.message, version=target.version),
+                started,
+            )
+        header_length = request.headers.get(protocols.BINARY_HEADER) if route == "oip" else None
+        answer = await target.infer(route, raw=raw, version=version, header_length=header_length)
+        return self._done(name, route, answer, started)
 
     # ------------------------------------------------------------------ health, simple JSON
 
@@ -232,44 +357,36 @@ class FoundryServer:
 
     @api.get("/v2/health/ready")
     def ready(self) -> dict[str, bool]:
-        return {"ready": bool(self.predictors)}
+        return {"ready": bool(self.targets)}
 
     @api.get("/v1/models")
-    def list_models(self) -> dict[str, Any]:
-        return {"models": [p.describe() for p in self.predictors.values()]}
+    async def list_models(self) -> dict[str, Any]:
+        out: list[dict[str, Any]] = []
+        for name, target in self.targets.items():
+            if target.multiplexed:  # described without loading it: the tail loads on demand
+                out.append({"name": name, "version": target.version, "hosting": "multiplexed"})
+                continue
+            answer = await target.meta("describe")
+            if answer.status == 200:
+                out.append({**protocols.decode_json(answer.content), "hosting": "dedicated"})
+            else:
+                out.append(
+                    {
+                        "name": name,
+                        "version": target.version,
+                        "hosting": "dedicated",
+                        "status": answer.status,
+                    }
+                )
+        return {"models": out}
 
     @api.get("/v1/models/{name}")
-    def describe(self, name: str) -> Any:
-        predictor = self.predictors.get(name)
-        if predictor is None:
-            return self._unknown(name)
-        return _versioned(predictor, 200, predictor.describe())
+    async def describe(self, name: str, request: Request) -> Response:
+        return await self._meta(name, "describe", None, request)
 
     @api.post("/v1/models/{name}/predict", openapi_extra=_body("simple"))
-    async def predict(self, name: str, request: Request) -> Any:
-        predictor = self.predictors.get(name)
-        if predictor is None:
-            return self._unknown(name)
-        try:
-            body = protocols.decode_json(await _read_body(request, self.args.max_body_bytes))
-        except _BadBody as exc:
-            return _error(exc.status, exc.message, predictor=predictor)
-        except InputValidationError as exc:
-            return _error(400, exc.message, hint='send {"inputs": {...}}', predictor=predictor)
-        try:
-            return _versioned(predictor, 200, predictor.predict(body))
-        except InputValidationError as exc:
-            return _error(422, exc.message, detail=exc.errors, hint=exc.hint, predictor=predictor)
-        except RaycoreError as exc:
-            return _error(422, exc.message, hint=exc.hint, predictor=predictor)
-        except Exception as exc:  # the replica must keep serving whatever a row holds
-            log.exception("prediction failed for %s", name)
-            return _error(500, f"prediction failed: {type(exc).__name__}: {exc}", predictor=predictor)
-
-    def _unknown(self, name: str) -> JSONResponse:
-        return _error(
-            404, f"model '{name}' is not served here", hint=f"served models: {', '.join(self.predictors)}"
-        )
+    async def predict(self, name: str, request: Request) -> Response:
+        return await self._infer(name, "simple", request)
 
     # ------------------------------------------------------------------ Open Inference Protocol v2
 
@@ -278,20 +395,20 @@ class FoundryServer:
         return protocols.server_metadata()
 
     @api.get("/v2/models/{name}", response_model=protocols.OipModelMetadata)
-    def oip_model(self, name: str) -> Any:
-        return self._oip_metadata(name, None)
+    async def oip_model(self, name: str, request: Request) -> Response:
+        return await self._meta(name, "oip_metadata", None, request)
 
     @api.get("/v2/models/{name}/versions/{version}", response_model=protocols.OipModelMetadata)
-    def oip_model_version(self, name: str, version: str) -> Any:
-        return self._oip_metadata(name, version)
+    async def oip_model_version(self, name: str, version: str, request: Request) -> Response:
+        return await self._meta(name, "oip_metadata", version, request)
 
     @api.get("/v2/models/{name}/ready")
-    def oip_model_ready(self, name: str) -> Any:
-        return self._oip_ready(name, None)
+    async def oip_model_ready(self, name: str, request: Request) -> Response:
+        return await self._meta(name, "oip_ready", None, request)
 
     @api.get("/v2/models/{name}/versions/{version}/ready")
-    def oip_model_version_ready(self, name: str, version: str) -> Any:
-        return self._oip_ready(name, version)
+    async def oip_model_version_ready(self, name: str, version: str, request: Request) -> Response:
+        return await self._meta(name, "oip_ready", version, request)
 
     @api.post(
         "/v2/models/{name}/infer",
@@ -299,7 +416,7 @@ class FoundryServer:
         responses={200: {"model": protocols.OipInferResponse}},
     )
     async def oip_infer(self, name: str, request: Request) -> Response:
-        return await self._oip_infer(name, None, request)
+        return await self._infer(name, "oip", request)
 
     @api.post(
         "/v2/models/{name}/versions/{version}/infer",
@@ -307,78 +424,7 @@ class FoundryServer:
         responses={200: {"model": protocols.OipInferResponse}},
     )
     async def oip_infer_version(self, name: str, version: str, request: Request) -> Response:
-        return await self._oip_infer(name, version, request)
-
-    def _oip_predictor(self, name: str, version: str | None) -> Predictor | JSONResponse:
-        predictor = self.predictors.get(name)
-        if predictor is None:
-            return _oip_error(404, f"model '{name}' is not served here (served: {', '.join(self.predictors)})")
-        if version is not None and version != predictor.version:
-            return _oip_error(
-                404, f"model '{name}' version '{version}' is not served here (serving v{predictor.version})",
-                predictor=predictor,
-            )
-        return predictor
-
-    def _oip_metadata(self, name: str, version: str | None) -> Response:
-        predictor = self._oip_predictor(name, version)
-        if not isinstance(predictor, Predictor):
-            return predictor
-        md = predictor.bundle.metadata
-        body = protocols.model_metadata(
-            name=name,
-            version=predictor.version,
-            platform=f"raycore_{md.family}",
-            input_schema=md.input_schema,
-            classes=predictor.classes,
-        )
-        return _versioned(predictor, 200, body)
-
-    def _oip_ready(self, name: str, version: str | None) -> Response:
-        predictor = self._oip_predictor(name, version)
-        if not isinstance(predictor, Predictor):
-            return predictor
-        return _versioned(predictor, 200, {"name": name, "ready": True})
-
-    async def _oip_infer(self, name: str, version: str | None, request: Request) -> Response:
-        predictor = self._oip_predictor(name, version)
-        if not isinstance(predictor, Predictor):
-            return predictor
-        try:
-            raw = await _read_body(request, self.args.max_body_bytes)
-        except _BadBody as exc:
-            return _oip_error(exc.status, exc.message, predictor=predictor)
-        outputs = [OUTPUT_PREDICTIONS, *([OUTPUT_PROBABILITIES] if predictor.classes else [])]
-
-        def answer() -> Response:
-            parsed = protocols.parse_infer_request(
-                raw,
-                schema=predictor.schema,
-                header_length=request.headers.get(protocols.BINARY_HEADER),
-                outputs=outputs,
-            )
-            result = predictor.run(
-                parsed.frame, locate=parsed.locate, probabilities=OUTPUT_PROBABILITIES in parsed.outputs
-            )
-            reply = protocols.infer_response(
-                model_name=name,
-                model_version=predictor.version,
-                request_id=parsed.id,
-                values=result.values,
-                probabilities=None if result.probabilities is None else result.probabilities.to_numpy(),
-                classes=predictor.classes,
-                outputs=parsed.outputs,
-            )
-            headers = {VERSION_HEADER: predictor.version}
-            if reply.header_length is not None:
-                headers[protocols.BINARY_HEADER] = str(reply.header_length)
-            return Response(content=reply.content, media_type=reply.media_type, headers=headers)
-
-        def fail(status: int, exc: RaycoreError) -> Response:
-            message = f"{exc.message}; hint: {exc.hint}" if exc.hint else exc.message
-            return _oip_error(status, message, predictor=predictor)
-
-        return self._guarded(name, predictor, answer, fail)
+        return await self._infer(name, "oip", request, version)
 
     # ------------------------------------------------------------------ MLflow scoring server
 
@@ -388,52 +434,63 @@ class FoundryServer:
         responses={200: {"model": protocols.ScoringResponseDoc}},
     )
     async def invocations(self, name: str, request: Request) -> Response:
-        predictor = self.predictors.get(name)
-        if predictor is None:
-            return _mlflow_error(
-                404, f"model '{name}' is not served here", hint=f"served models: {', '.join(self.predictors)}"
-            )
-        try:
-            raw = await _read_body(request, self.args.max_body_bytes)
-        except _BadBody as exc:
-            return _mlflow_error(exc.status, exc.message, predictor=predictor)
+        return await self._infer(name, "mlflow", request)
 
-        def answer() -> Response:
-            parsed = protocols.parse_scoring_request(protocols.decode_json(raw), schema=predictor.schema)
-            result = predictor.run(parsed.frame, locate=parsed.locate)
-            body = protocols.scoring_response(
-                predictions=result.jsonable(), model_name=name, model_version=predictor.version
-            )
-            return _versioned(predictor, 200, body)
+    # ------------------------------------------------------------------ admin
 
-        def fail(status: int, exc: RaycoreError) -> Response:
-            detail = exc.errors if isinstance(exc, InputValidationError) else None
-            return _mlflow_error(status, exc.message, detail=detail, hint=exc.hint, predictor=predictor)
+    @api.post("/admin/models/{name}/reload")
+    async def admin_reload(self, name: str, request: Request, force: bool = True) -> Response:
+        """Check ``name``'s alias now and swap in the version it names (this replica of its host).
 
-        return self._guarded(name, predictor, answer, fail)
-
-    # ------------------------------------------------------------------
-
-    @staticmethod
-    def _guarded(
-        name: str,
-        predictor: Predictor,
-        answer: Callable[[], Response],
-        fail: Callable[[int, RaycoreError], Response],
-    ) -> Response:
-        """``answer()``, with bad input as a 400 in the protocol's error shape and nothing escaping."""
-        try:
-            return answer()
-        except RaycoreError as exc:  # InputValidationError, and DataError from the feature view
-            return fail(400, exc)
-        except Exception as exc:  # the replica must keep serving whatever a row holds
-            log.exception("prediction failed for %s v%s", name, predictor.version)
-            return fail(500, RaycoreError(f"prediction failed: {type(exc).__name__}: {exc}"))
+        Other replicas follow within ``reload_poll_s``.
+        """
+        started = time.perf_counter()
+        refusal = self._refusal(request, scope="admin")
+        if refusal is not None:
+            return self._done(name, "admin", refusal, started)
+        target = self.targets.get(name)
+        answer = (
+            self._unknown("simple", name) if target is None else await target.reload(force=force)
+        )
+        return self._done(name, "admin", answer, started)
 
 
 def build_app(args: AppArgs) -> Application:
-    """The typed Serve application builder."""
+    """The typed Serve application builder: the ingress, dedicated model deployments, the multiplexed tail.
+
+    Example:
+        >>> app = build_app(AppArgs(models=["sales_forecasting"], tracking_uri="sqlite:///x.db"))  # doctest: +SKIP
+    """
+    from raycore.serving.deployments import ModelDeployment, MultiplexedModels
+
+    plan = plan_topology(args)
+    full = args.model_copy(update={"serving": plan.specs}).model_dump(mode="json")
+    backpressure = {"retry_after_s": args.retry_after_s}
+    dedicated = {
+        name: ModelDeployment.options(  # type: ignore[attr-defined]
+            name=f"Model-{name}",
+            autoscaling_config=plan.specs[name].autoscaling_config(),
+            max_ongoing_requests=plan.specs[name].max_ongoing_requests,
+            max_queued_requests=plan.specs[name].max_queued_requests,
+            backpressure_config=backpressure,
+            ray_actor_options={"num_cpus": plan.specs[name].replica_cpus},
+        ).bind(full, name, plan.specs[name].model_dump(mode="json"))
+        for name in plan.dedicated
+    }
+    multiplexed = None
+    if plan.multiplexed:
+        tail = args.multiplex
+        multiplexed = MultiplexedModels.options(  # type: ignore[attr-defined]
+            autoscaling_config=tail.autoscaling_config(),
+            max_ongoing_requests=tail.max_ongoing_requests,
+            max_queued_requests=tail.max_queued_requests,
+            backpressure_config=backpressure,
+            ray_actor_options={"num_cpus": tail.replica_cpus},
+        ).bind(full, {name: plan.specs[name].model_dump(mode="json") for name in plan.multiplexed})
     return FoundryServer.options(  # type: ignore[attr-defined]
         num_replicas=args.num_replicas,
+        max_ongoing_requests=args.max_ongoing_requests,
+        max_queued_requests=args.max_queued_requests,
+        backpressure_config=backpressure,
         ray_actor_options={"num_cpus": args.replica_cpus},
-    ).bind(args.model_dump())
+    ).bind(full, dedicated, multiplexed)

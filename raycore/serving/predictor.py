@@ -19,20 +19,38 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from raycore.errors import FeatureLookupError, InputValidationError
+from raycore.errors import FeatureLookupError, InputValidationError, RaycoreError
 from raycore.features.assembly import assemble_online
 from raycore.features.online import OnlineStore
 from raycore.models.adapter import output_kind
 from raycore.registry.bundle import ModelBundle
 from raycore.serving.schemas import MAX_ROWS, Locate, RowSchema
 
-__all__ = ["Prediction", "Predictor"]
+__all__ = ["Prediction", "Predictor", "RowRequest"]
+
+
+@dataclass(frozen=True)
+class RowRequest:
+    """One request's validated rows, where its fields sit in its body, and what it asks for.
+
+    ``rows`` is a DataFrame (``RowSchema.validate_rows``) or, cheaper for single
+    rows, the validated row dicts (``RowSchema.validate_records``): a batch then
+    builds one DataFrame for all its requests.
+    """
+
+    rows: pd.DataFrame | list[dict[str, Any]]
+    locate: Locate
+    probabilities: bool = False
+
+    def __len__(self) -> int:
+        return len(self.rows)
 
 
 @dataclass(frozen=True)
@@ -46,8 +64,11 @@ class Prediction:
     values: np.ndarray
     probabilities: pd.DataFrame | None
     latency_ms: float
+    raw: pd.DataFrame | None = None  # the assembled raw rows the values came from (log, extras)
 
     def jsonable(self) -> list[Any]:
+        if self.values.dtype != object:
+            return self.values.tolist()  # one C call: numpy scalars become Python numbers
         return [v.item() if isinstance(v, np.generic) else v for v in self.values]
 
 
@@ -55,7 +76,12 @@ class Predictor:
     """One model version, ready to answer requests."""
 
     def __init__(
-        self, *, bundle: ModelBundle, version: str, online: OnlineStore | None = None, max_rows: int = MAX_ROWS
+        self,
+        *,
+        bundle: ModelBundle,
+        version: str,
+        online: OnlineStore | None = None,
+        max_rows: int = MAX_ROWS,
     ) -> None:
         self.bundle = bundle
         self.version = version
@@ -101,7 +127,60 @@ class Predictor:
         values = np.asarray(self.bundle.predict(raw))
         proba = self.bundle.predict_proba(raw) if probabilities else None
         self._check_finite(values, proba, locate=locate)
-        return Prediction(values, proba, round((time.perf_counter() - started) * 1000.0, 3))
+        return Prediction(values, proba, round((time.perf_counter() - started) * 1000.0, 3), raw)
+
+    def run_many(self, items: Sequence[RowRequest]) -> list[Prediction | RaycoreError]:
+        """Predict several requests' rows in one call; each gets its answer or its own error.
+
+        The rows of every request are concatenated, assembled and predicted
+        once, then split back. When the batch cannot be assembled or scored
+        (one request names an unknown entity, or a row the view refuses), each
+        request runs alone, so one bad request never fails its neighbours.
+        """
+        if len(items) == 1:
+            return [self._run_one(items[0])]
+        started = time.perf_counter()
+        if all(isinstance(item.rows, list) for item in items):
+            records = [row for item in items for row in item.rows]
+            frame = pd.DataFrame.from_records(records, columns=self.schema.names)
+        else:
+            frame = pd.concat([self.frame_of(item) for item in items], ignore_index=True)
+        want_proba = any(item.probabilities for item in items)
+        try:
+            raw = assemble_online(self.bundle.view, frame, online=self.online)
+            values = np.asarray(self.bundle.predict(raw))
+            proba = self.bundle.predict_proba(raw) if want_proba else None
+        except RaycoreError:  # one request's rows cannot be assembled or scored: each answers alone
+            return [self._run_one(item) for item in items]
+        latency = round((time.perf_counter() - started) * 1000.0, 3)
+        out: list[Prediction | RaycoreError] = []
+        start = 0
+        for item in items:
+            stop = start + len(item)
+            part = None
+            if proba is not None and item.probabilities:
+                part = proba.iloc[start:stop].reset_index(drop=True)
+            try:
+                self._check_finite(values[start:stop], part, locate=item.locate)
+                out.append(Prediction(values[start:stop], part, latency, raw.iloc[start:stop]))
+            except RaycoreError as exc:
+                out.append(exc)
+            start = stop
+        return out
+
+    def frame_of(self, item: RowRequest) -> pd.DataFrame:
+        """A request's rows as a DataFrame in schema order."""
+        if isinstance(item.rows, pd.DataFrame):
+            return item.rows
+        return pd.DataFrame.from_records(item.rows, columns=self.schema.names)
+
+    def _run_one(self, item: RowRequest) -> Prediction | RaycoreError:
+        try:
+            return self.run(
+                self.frame_of(item), locate=item.locate, probabilities=item.probabilities
+            )
+        except RaycoreError as exc:
+            return exc
 
     def predict(self, body: Any) -> dict[str, Any]:
         """Validate a simple-route ``body`` and answer; InputValidationError on bad input."""

@@ -243,6 +243,8 @@ class InferRequest:
     locate: Locate
     outputs: dict[str, bool] = field(default_factory=lambda: {OUTPUT_PREDICTIONS: False})
     """Output name → whether to send it as binary tensor data."""
+    parameters: dict[str, Any] = field(default_factory=dict)
+    """Request-level parameters other than binary_data_output (e.g. explain, level)."""
 
 
 @dataclass(frozen=True)
@@ -292,7 +294,8 @@ def parse_infer_request(
     columns, n = _columns(request.inputs, binary, schema=schema)
     rows = [{name: values[i] for name, values in columns.items()} for i in range(n)]
     frame = schema.validate_rows(rows, locate=_oip_locate, where=["body", "inputs"])
-    return InferRequest(id=request.id, frame=frame, locate=_oip_locate, outputs=wanted)
+    options = {k: v for k, v in (request.parameters or {}).items() if k != "binary_data_output"}
+    return InferRequest(id=request.id, frame=frame, locate=_oip_locate, outputs=wanted, parameters=options)
 
 
 def _header_size(value: str, total: int) -> int:
@@ -488,6 +491,7 @@ def infer_response(
     probabilities: np.ndarray | None = None,
     classes: Sequence[Any] = (),
     outputs: Mapping[str, bool] | None = None,
+    parameters: Mapping[str, Any] | None = None,
 ) -> EncodedInferResponse:
     """The OIP answer: ``predictions`` (class labels as BYTES) and, if asked, ``probabilities``.
 
@@ -516,12 +520,14 @@ def infer_response(
                 tensor["parameters"] = extra
             tensor["data"] = flat
         tensors.append(tensor)
-    body = {
+    body: dict[str, Any] = {
         "model_name": model_name,
         "model_version": model_version,
         "id": request_id or uuid.uuid4().hex,
         "outputs": tensors,
     }
+    if parameters:  # what the request asked for beyond predictions (decisions, intervals, explanations)
+        body["parameters"] = dict(parameters)
     header = json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
     if not chunks:
         return EncodedInferResponse(body, header, None)

@@ -20,6 +20,10 @@ def start_serving(*, settings: FoundrySettings, models: list[str], alias: str = 
     """Deploy the foundry app on Ray Serve and wait until it answers; return the base URL."""
     from ray import serve
 
+    from raycore.serving.auth import ApiKeys, check_bind
+
+    # Beyond loopback, inference must need a key: refuse before anything starts.
+    check_bind(host=settings.serve_host, keys=ApiKeys.load(home=settings.home))
     connect_ray(settings)
     serve.start(http_options={"host": settings.serve_host, "port": settings.serve_port})
     args = AppArgs(
@@ -28,6 +32,7 @@ def start_serving(*, settings: FoundrySettings, models: list[str], alias: str = 
         tracking_uri=settings.tracking_uri,
         home=str(settings.home),
         online_store_uri=settings.online_store_uri,
+        catalog_dir=str(settings.catalog_dir) if settings.catalog_dir else None,
     )
     try:
         serve.run(build_app(args), name=APP_NAME, route_prefix="/")

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
 from raycore.errors import InputValidationError
 
@@ -75,6 +75,8 @@ class RowSchema:
         self.required = required
         self.max_rows = max_rows
         self.dtypes = dtypes or {}
+        # The whole list in one call (no Python loop per row); errors are reported by the per-row path.
+        self._rows_adapter: TypeAdapter[list[Any]] = TypeAdapter(list[row_model])  # type: ignore[valid-type]
 
     @classmethod
     def from_input_schema(cls, schema: list[dict[str, Any]], *, max_rows: int = MAX_ROWS) -> RowSchema:
@@ -110,6 +112,11 @@ class RowSchema:
 
     def parse(self, body: Any) -> pd.DataFrame:
         """Validated rows as a DataFrame in schema order; InputValidationError otherwise."""
+        rows, single = self._simple_rows(body)
+        return self.validate_rows(rows, locate=self.simple_locate(single=single), where=["body", "inputs"])
+
+    def _simple_rows(self, body: Any) -> tuple[list[Any], bool]:
+        """The rows of a simple-route body, and whether it sent one row (an object) rather than a list."""
         if not isinstance(body, dict) or "inputs" not in body:
             raise InputValidationError(
                 "request body must be a JSON object with an 'inputs' field",
@@ -132,7 +139,7 @@ class RowSchema:
                 "'inputs' must be an object (one row) or a non-empty list of objects",
                 errors=[{"loc": ["body", "inputs"], "msg": "must be an object or a non-empty list", "type": "type_error"}],
             )
-        return self.validate_rows(rows, locate=self.simple_locate(single=single), where=["body", "inputs"])
+        return rows, single
 
     @staticmethod
     def simple_locate(*, single: bool) -> Locate:
@@ -166,7 +173,20 @@ class RowSchema:
             >>> schema.validate_rows([{"x": 2}], locate=lambda i, f: ["rows", i, f], where=["rows"])["x"].tolist()
             [2]
         """
+        return pd.DataFrame.from_records(self.validate_records(rows, locate=locate, where=where), columns=self.names)
+
+    def parse_records(self, body: Any) -> list[dict[str, Any]]:
+        """``parse``, as validated row dicts (no DataFrame: the batch builds one for many requests)."""
+        rows, single = self._simple_rows(body)
+        return self.validate_records(rows, locate=self.simple_locate(single=single), where=["body", "inputs"])
+
+    def validate_records(self, rows: Sequence[Any], *, locate: Locate, where: list[Any]) -> list[dict[str, Any]]:
+        """``validate_rows``, as validated row dicts (every input present, None when not sent)."""
         self.check_row_count(len(rows), where=where)
+        try:
+            return self._rows_adapter.dump_python(self._rows_adapter.validate_python(rows))  # type: ignore[no-any-return]
+        except ValidationError:
+            pass  # find and name every problem below, row by row
         errors: list[dict[str, Any]] = []
         records: list[dict[str, Any]] = []
         for i, row in enumerate(rows):
@@ -190,7 +210,7 @@ class RowSchema:
                 errors=errors,
                 hint=f"each row needs: {', '.join(self.required)}",
             )
-        return pd.DataFrame.from_records(records, columns=self.names)
+        return records
 
 
 def _dotted(loc: Sequence[Any]) -> str:

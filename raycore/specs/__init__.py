@@ -4,6 +4,7 @@ This package imports no ray, torch or mlflow (a test checks it).
 """
 
 from raycore.specs.base import FrozenSpec
+from raycore.specs.conformal import ConformalSpec, DecisionPolicySpec
 from raycore.specs.dataset import (
     ColumnSpec,
     DatasetSpec,
@@ -31,13 +32,19 @@ from raycore.specs.model import (
     SloSpec,
     Task,
 )
+from raycore.specs.monitoring import DriftConfig, Severity, SeverityConfig
+from raycore.specs.serving import ServingSpec
+from raycore.specs.threshold import ThresholdSpec
 
 __all__ = [
     "AlgorithmSpec",
     "ColumnSpec",
+    "ConformalSpec",
     "DType",
     "DataSourceSpec",
     "DatasetSpec",
+    "DecisionPolicySpec",
+    "DriftConfig",
     "EvaluationSpec",
     "ForeignKeySpec",
     "FrozenSpec",
@@ -54,8 +61,12 @@ __all__ = [
     "QualityGateSpec",
     "ResourcesSpec",
     "RetrainSpec",
+    "ServingSpec",
+    "Severity",
+    "SeverityConfig",
     "SloSpec",
     "Task",
+    "ThresholdSpec",
     "load_spec",
     "parse_spec",
     "read_yaml_mapping",

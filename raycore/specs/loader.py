@@ -8,6 +8,7 @@ Example:
 from __future__ import annotations
 
 import difflib
+import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -103,6 +104,10 @@ def _allowed_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
         if field is None:
             return []
         current = field.annotation
+        # An optional nested spec (`X | None`): look inside it.
+        inner = [a for a in typing.get_args(current) if a is not type(None)]
+        if len(inner) == 1:
+            current = inner[0]
     return list(getattr(current, "model_fields", {}).keys())
 
 

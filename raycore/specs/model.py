@@ -14,6 +14,10 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from raycore.specs.base import FrozenSpec
+from raycore.specs.conformal import ConformalSpec
+from raycore.specs.monitoring import DriftConfig
+from raycore.specs.serving import ServingSpec
+from raycore.specs.threshold import ThresholdSpec
 
 __all__ = [
     "AlgorithmSpec",
@@ -198,12 +202,64 @@ class SloSpec(FrozenSpec):
 
 
 class RetrainSpec(FrozenSpec):
-    """Retraining cadence and whether automation is allowed."""
+    """Retraining cadence, whether automation is allowed, and the safeguards around it.
+
+    Every safeguard that blocks a retrain is recorded (audit log) with its reason.
+    """
 
     cadence: Literal["daily", "weekly", "monthly", "quarterly"] = Field(
         description="Scheduled retrain cadence."
     )
-    auto: bool = Field(default=False, description="Automatic retraining (off by default).")
+    auto: bool = Field(
+        default=False,
+        description="Feature flag: automatic retraining (off by default; manual always allowed).",
+    )
+    cooldown_days: float = Field(
+        default=7.0,
+        ge=0,
+        le=365,
+        description="No automatic retrain within this long after the last one started.",
+    )
+    demo_cooldown_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=86_400,
+        description="The cooldown in demo mode (seconds instead of days).",
+    )
+    min_new_labels: int = Field(
+        default=100,
+        ge=0,
+        description="Labelled rows that must have arrived since the last training.",
+    )
+    min_severity: Literal["MEDIUM", "HIGH", "CRITICAL"] = Field(
+        default="HIGH", description="Drift/performance findings below this severity do not retrain."
+    )
+    deploy_as: Literal["shadow", "canary"] = Field(
+        default="shadow", description="How a validated retrain meets live traffic before promotion."
+    )
+    min_live_comparisons: int = Field(
+        default=200,
+        ge=1,
+        description="Labelled live answers of both versions needed before promoting.",
+    )
+    live_tolerance: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="The new version may be this much worse live (relative) and still win.",
+    )
+    rollback_window_hours: float = Field(
+        default=24.0,
+        ge=0,
+        le=24 * 90,
+        description="How long a promoted retrain is watched after promotion.",
+    )
+    rollback_metric_drop: float = Field(
+        default=0.05,
+        gt=0,
+        lt=1,
+        description="Roll back when the live metric drops more than this (relative).",
+    )
 
 
 class MonitoringSpec(FrozenSpec):
@@ -215,6 +271,10 @@ class MonitoringSpec(FrozenSpec):
     metric_drop_medium: float = Field(default=0.05, gt=0, lt=1, description="MEDIUM from here.")
     metric_drop_high: float = Field(default=0.10, gt=0, lt=1, description="HIGH from here.")
     metric_drop_critical: float = Field(default=0.20, gt=0, lt=1, description="CRITICAL from here.")
+    drift: DriftConfig = Field(
+        default_factory=DriftConfig,
+        description="Per-feature drift rule (raycore.monitoring.check_drift).",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> MonitoringSpec:
@@ -268,6 +328,26 @@ class ModelSpec(FrozenSpec):
     monitoring: MonitoringSpec = Field(
         default_factory=MonitoringSpec, description="Monitoring thresholds."
     )
+    serving: ServingSpec = Field(
+        default_factory=ServingSpec,
+        description="Replicas, batching, queue bounds and multiplexing when served.",
+    )
+    conformal: ConformalSpec | None = Field(
+        default=None,
+        description="Conformal calibration and automation policy (optional; defaults per task).",
+    )
+    threshold: ThresholdSpec | None = Field(
+        default=None,
+        description="Decision threshold and error costs (binary classifiers; default 0.5).",
+    )
+
+    @model_validator(mode="after")
+    def _threshold_needs_binary(self) -> ModelSpec:
+        if self.threshold is not None and self.task != "binary":
+            raise ValueError(
+                f"threshold: only binary classifiers have a decision threshold, this model's task is '{self.task}'"
+            )
+        return self
 
     def summary(self) -> dict[str, Any]:
         """A flat dict for tables and MLflow tags."""

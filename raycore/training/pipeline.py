@@ -21,10 +21,11 @@ import numpy as np
 import pandas as pd
 
 import raycore
+from raycore.conformal import fit_calibrated
 from raycore.data.lake import Lake, frame_digest
 from raycore.data.sources import SourceTable, read_source, read_truth
 from raycore.data.world import WorldConfig
-from raycore.errors import DataError, GateFailedError, RaycoreError, SpecError, TrainingError
+from raycore.errors import DataError, SpecError, TrainingError
 from raycore.features import FeatureView, get_feature_view
 from raycore.features.online import OnlineStore, materialize_online
 from raycore.models import Estimator
@@ -32,6 +33,14 @@ from raycore.registry import BundleMetadata, ModelBundle, ModelStore
 from raycore.runtime import connect_ray, require_gpus
 from raycore.settings import FoundrySettings
 from raycore.specs import DataSourceSpec, ModelSpec
+from raycore.training.candidates import (
+    REFERENCE_PROFILE_ARTIFACT,
+    LoggedCandidate,
+    _plain,
+    log_candidate,
+    oracle_ratio,
+    register_candidate,
+)
 from raycore.training.evaluation import (
     ORACLE_COLUMN,
     EvalContext,
@@ -43,6 +52,7 @@ from raycore.training.holdout import split_holdout
 from raycore.training.ray_lightgbm import LABEL_COLUMN
 
 __all__ = [
+    "REFERENCE_PROFILE_ARTIFACT",
     "BuiltRows",
     "FittedModel",
     "LoggedCandidate",
@@ -53,6 +63,7 @@ __all__ = [
     "encode_labels",
     "evaluate_bundle",
     "fit_prepared",
+    "fit_released",
     "log_candidate",
     "make_bundle",
     "materialize_tables",
@@ -111,12 +122,6 @@ def code_version() -> str:
         return f"raycore-{raycore.__version__}"
 
 
-_FAMILY_REQUIREMENTS = {
-    "lightgbm": ["lightgbm"],
-    "xgboost": ["xgboost"],
-    "sklearn": ["scikit-learn"],
-    "torch": ["torch"],
-}
 UNSUPERVISED = frozenset({"anomaly", "clustering"})
 CLASSIFICATION = frozenset({"multiclass", "text_classification"})
 
@@ -179,10 +184,6 @@ def encode_labels(spec: ModelSpec, train_rows: pd.DataFrame) -> tuple[np.ndarray
             hint="the feature view's label_rows must drop rows whose label is unknown",
         )
     return y, []
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
 
 
 @dataclass
@@ -349,6 +350,28 @@ def fit_prepared(
     return FittedModel(bundle, merged, rounds, fit_seconds, run_name)
 
 
+def fit_released(
+    prepared: PreparedData,
+    *,
+    settings: FoundrySettings,
+    params: Mapping[str, Any] | None = None,
+    num_boost_round: int | None = None,
+    progress: Progress | None = None,
+) -> FittedModel:
+    """The fit of a model that may be registered: ``fit_prepared`` with conformal calibration.
+
+    ``foundry train`` and the retrain job use it, so every registered version
+    carries its calibrator (``raycore.conformal.fit_calibrated``).
+    """
+    return fit_calibrated(
+        prepared,
+        fit=lambda rows: fit_prepared(
+            rows, settings=settings, params=params, num_boost_round=num_boost_round, progress=progress
+        ),
+        progress=progress,
+    )
+
+
 def make_bundle(prepared: PreparedData, estimator: Estimator, classes: list[Any]) -> ModelBundle:
     """The bundle of a fitted estimator: the view it needs and the lineage of its data."""
     spec, view = prepared.spec, prepared.view
@@ -422,9 +445,7 @@ def train_model(
     if spec.resources.use_gpu:
         require_gpus(spec.resources.num_workers)  # fail before any data work
     prepared = prepare_training(spec, settings=settings, world=world, progress=say)
-    fitted = fit_prepared(
-        prepared, settings=settings, params=params, num_boost_round=num_boost_round, progress=say
-    )
+    fitted = fit_released(prepared, settings=settings, params=params, num_boost_round=num_boost_round, progress=say)
     say("evaluating on the holdout")
     result = evaluate_bundle(prepared, fitted.bundle)
     say("materialising online features")
@@ -465,189 +486,6 @@ def train_model(
         plot=logged.plot,
         decision=decision,
     )
-
-
-@dataclass(frozen=True)
-class LoggedCandidate:
-    """A fitted model logged to MLflow that passed its gate."""
-
-    run_id: str
-    model_uri: str
-    metric: float
-    oracle: float | None
-    metrics: dict[str, float]
-    result: EvalResult
-    plot: dict[str, list[Any]]
-
-
-def log_candidate(
-    store: ModelStore,
-    prepared: PreparedData,
-    fitted: FittedModel,
-    result: EvalResult,
-    *,
-    extra_metrics: Mapping[str, float] | None = None,
-    seconds: float = 0.0,
-    parent_run_id: str | None = None,
-    tags: Mapping[str, str] | None = None,
-) -> LoggedCandidate:
-    """Log the run (params, metrics, lineage, pyfunc model); raise ``GateFailedError`` on a missed gate.
-
-    A model that misses its gate is logged, never registered.
-    """
-    spec, bundle = prepared.spec, fitted.bundle
-    metric = float(result.metrics[spec.gate.metric])
-    oracle = result.oracle.get(spec.gate.metric)
-    passed = spec.gate.passes_all(result.metrics)
-    metrics = {
-        **{f"holdout_{k}": float(v) for k, v in result.metrics.items()},
-        **{f"oracle_{k}": float(v) for k, v in result.oracle.items()},
-        "train_seconds": fitted.fit_seconds,
-        "rows_dropped_no_features": float(prepared.built.dropped_missing),
-        "rows_dropped_invalid": float(prepared.built.dropped_invalid),
-        **dict(extra_metrics or {}),
-    }
-    ratio = oracle_ratio(spec.gate.op, metric, oracle)
-    if ratio is not None:
-        metrics["oracle_ratio"] = ratio
-    plot = _plot_sample(spec, bundle, prepared.holdout_rows)
-    importance = _importance(prepared, bundle)
-    run_id, model_uri = _log_run(
-        store=store,
-        spec=spec,
-        bundle=bundle,
-        metrics=metrics,
-        params=fitted.params,
-        num_boost_round=fitted.num_boost_round,
-        holdout_rows=prepared.holdout_rows,
-        passed=passed,
-        run_name=fitted.run_name,
-        n_train=len(prepared.train_rows),
-        n_holdout=len(prepared.holdout_rows),
-        notes=result.notes,
-        seconds=seconds,
-        parent_run_id=parent_run_id,
-        tags=tags,
-        artifacts={"importance.json": importance},
-    )
-    if not passed:
-        values = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items())
-        raise GateFailedError(
-            f"{spec.id} {spec.name} missed its gate: {values}; gate {spec.gate.describe()}"
-            + (f" (oracle {oracle:.4f})" if oracle is not None else ""),
-            metric=spec.gate.metric,
-            value=metric,
-            threshold=spec.gate.threshold,
-            run_id=run_id,
-            hint="the run is logged in MLflow but not registered; inspect it, then tune or fix the data",
-        )
-    return LoggedCandidate(run_id, model_uri, metric, oracle, metrics, result, plot)
-
-
-def register_candidate(
-    store: ModelStore,
-    prepared: PreparedData,
-    logged: LoggedCandidate,
-    *,
-    evaluate_champion: bool = True,
-    actor: str | None = None,
-    source: str = "train",
-) -> tuple[str, str]:
-    """Register a gate-passing run; return (version, what happened to the aliases).
-
-    The first passing version becomes ``champion``. Later ones become
-    ``challenger`` and, with ``evaluate_champion``, are compared with the
-    champion on ``prepared``'s holdout and promoted if the promotion policy
-    accepts (``raycore.registry.promotion``).
-    """
-    from raycore.errors import PromotionRefusedError
-    from raycore.registry.promotion import promote_version
-
-    spec = prepared.spec
-    version = store.register(
-        name=spec.name,
-        model_uri=logged.model_uri,
-        run_id=logged.run_id,
-        tags={
-            "catalog_id": spec.id,
-            "gate": spec.gate.describe(),
-            "metric_name": spec.gate.metric,
-            "metric_value": f"{logged.metric:.6f}",
-            "source": source,
-        },
-    )
-    evidence = {"run_id": logged.run_id, **logged.metrics}
-    passed = f"gate {spec.gate.describe()} ({spec.gate.metric}={logged.metric:.4f})"
-    with store.alias_lock():
-        first = store.alias_version(spec.name, "champion") is None
-        store.set_alias(
-            name=spec.name,
-            alias="champion" if first else "challenger",
-            version=version,
-            action="promote" if first else "candidate",
-            actor=actor,
-            reason=f"first version to pass {passed}" if first else f"passed {passed}",
-            evidence=evidence,
-        )
-    if first:
-        return version, f"v{version} is champion (first version to pass the gate)"
-    if not evaluate_champion:
-        return version, f"v{version} is challenger"
-    try:
-        decision = promote_version(
-            store, prepared, version=version, candidate_result=logged.result, actor=actor
-        )
-    except PromotionRefusedError as exc:
-        return version, f"v{version} stays challenger: {exc.message}"
-    return version, decision.summary
-
-
-def oracle_ratio(op: str, metric: float, oracle: float | None) -> float | None:
-    """How close the model is to the oracle: model/oracle for scores, oracle/model for errors.
-
-    Undefined (None) without an oracle, or for an error metric whose oracle is 0
-    (the label is the truth itself: decision and causal models).
-    """
-    if oracle is None or not np.isfinite(oracle) or not np.isfinite(metric):
-        return None
-    if op == ">=":
-        return metric / oracle if oracle > 0 else None
-    if oracle <= 0 or metric <= 0:
-        return None
-    return oracle / metric
-
-
-def _plot_sample(
-    spec: ModelSpec, bundle: ModelBundle, holdout: pd.DataFrame, n: int = 300
-) -> dict[str, list[Any]]:
-    """A small sample of (actual, predicted) holdout pairs for the portfolio report."""
-    if spec.task in UNSUPERVISED or spec.label not in holdout.columns:
-        return {}
-    sample = holdout.sample(min(n, len(holdout)), random_state=0)
-    try:
-        pred = np.asarray(bundle.predict(sample))
-    except RaycoreError:
-        return {}
-    if pred.ndim != 1:
-        return {}
-    actual = sample[spec.label].tolist()
-    return {"actual": [_plain(v) for v in actual], "predicted": [_plain(v) for v in pred.tolist()]}
-
-
-def _importance(prepared: PreparedData, bundle: ModelBundle) -> dict[str, Any]:
-    """Global importance of the model on (a sample of) the holdout; the error if it cannot be computed."""
-    from raycore.explain import global_importance
-
-    spec, rows = prepared.spec, prepared.holdout_rows
-    label = None
-    if spec.task not in UNSUPERVISED and spec.label in rows.columns:
-        label = rows[spec.label].to_numpy()
-    try:
-        return global_importance(
-            bundle, rows, label=label, metric=spec.gate.metric, higher_is_better=spec.gate.op == ">="
-        )
-    except (RaycoreError, ValueError, TypeError, KeyError) as exc:
-        return {"kind": "unavailable", "error": f"{type(exc).__name__}: {exc}", "importance": {}}
 
 
 def _single_view(spec: ModelSpec) -> FeatureView:
@@ -723,88 +561,3 @@ def build_training_rows(
             hint="check the source table's time range and the feature tables' TTL",
         )
     return BuiltRows(built.rows, digests, built.dropped_missing, built.dropped_invalid, frames)
-
-
-def _log_run(
-    *,
-    store: ModelStore,
-    spec: ModelSpec,
-    bundle: ModelBundle,
-    metrics: dict[str, float],
-    params: Mapping[str, Any],
-    num_boost_round: int,
-    holdout_rows: pd.DataFrame,
-    passed: bool,
-    run_name: str,
-    n_train: int,
-    n_holdout: int,
-    notes: str = "",
-    seconds: float = 0.0,
-    parent_run_id: str | None = None,
-    tags: Mapping[str, str] | None = None,
-    artifacts: Mapping[str, dict[str, Any]] | None = None,
-) -> tuple[str, str]:
-    import tempfile
-
-    import mlflow
-    from mlflow.models import infer_signature
-
-    from raycore.registry.pyfunc import BUNDLE_ARTIFACT, BundlePythonModel
-
-    # The signature carries the view's declared dtypes, not whatever the join left behind.
-    example = bundle.view.coerce_inputs(holdout_rows.head(5).reset_index(drop=True))
-    signature = infer_signature(example, np.asarray(bundle.predict(example)))
-    run_tags = {"mlflow.parentRunId": parent_run_id} if parent_run_id else {}
-    with mlflow.start_run(
-        experiment_id=store.experiment_id(spec.name), run_name=run_name, tags=run_tags
-    ) as run:
-        mlflow.log_params({f"algo.{k}": v for k, v in params.items()})
-        mlflow.log_params(
-            {
-                "num_boost_round": num_boost_round,
-                "num_workers": spec.resources.num_workers,
-                "cpus_per_worker": spec.resources.cpus_per_worker,
-                "use_gpu": spec.resources.use_gpu,
-                "n_train": n_train,
-                "n_holdout": n_holdout,
-            }
-        )
-        mlflow.log_metrics({**metrics, "duration_seconds": seconds})
-        if notes:
-            mlflow.set_tag("evaluation_notes", notes[:4000])
-        for file_name, content in (artifacts or {}).items():
-            mlflow.log_dict(content, file_name)
-        md = bundle.metadata
-        mlflow.set_tags(
-            {
-                "catalog_id": spec.id,
-                "task": spec.task,
-                "gate": spec.gate.describe(),
-                "gate_passed": str(passed).lower(),
-                "evaluator": spec.evaluation.evaluator,
-                "algorithm": f"{spec.algorithm.family}:{spec.algorithm.objective}",
-                "feature_view": f"{md.feature_view}:v{md.feature_view_version}",
-                "feature_view_digest": md.feature_view_digest,
-                "code_version": md.code_version,
-                **{f"data_digest.{k}": v for k, v in md.data_digests.items()},
-                **dict(tags or {}),
-            }
-        )
-        bundle.metadata = dataclasses.replace(
-            md, metrics=metrics, run_id=run.info.run_id, parent_run_id=parent_run_id or ""
-        )
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = bundle.save(Path(tmp) / BUNDLE_ARTIFACT)
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=BundlePythonModel(),
-                artifacts={BUNDLE_ARTIFACT: str(folder)},
-                signature=signature,
-                input_example=example,
-                pip_requirements=[
-                    f"raycore=={raycore.__version__}",
-                    *_FAMILY_REQUIREMENTS.get(md.family, []),
-                    "pandas<3",
-                ],
-            )
-        return run.info.run_id, info.model_uri

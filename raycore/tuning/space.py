@@ -33,7 +33,6 @@ from raycore.tuning.config import (
     ChoiceDomain,
     Domain,
     LogUniformDomain,
-    PbtSpec,
     QUniformDomain,
     RandIntDomain,
     SweepConfig,
@@ -166,14 +165,6 @@ def build_scheduler(config: SweepConfig, *, time_attr: str, max_t: int) -> Any:
             reduction_factor=scheduler.reduction_factor,
             # A trial that reaches max_t still sends its final, fully scored result and model.
             stop_last_trials=False,
-        )
-    if isinstance(scheduler, PbtSpec):
-        raise SpecError(
-            "scheduler pbt is declared and validated, but foundry tune cannot run it yet: PBT restarts "
-            "trials from another trial's checkpoint, and a Ray Train run inside a Tune trial does not hand "
-            "its checkpoints to Tune",
-            field="scheduler.kind",
-            hint="use scheduler: {kind: asha} (early stopping per epoch) or {kind: fifo} for torch sweeps",
         )
     return FIFOScheduler()
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ from raycore.training.pipeline import (
     register_candidate,
 )
 from raycore.tuning.cleanup import job_placement_groups, release_new_groups
-from raycore.tuning.config import PbtSpec, SweepConfig, load_sweep_config
+from raycore.tuning.config import SweepConfig, load_sweep_config
 from raycore.tuning.space import (
     build_scheduler,
     build_search,
@@ -74,6 +75,10 @@ __all__ = ["SweepOutcome", "trial_resources", "tune_model"]
 log = logging.getLogger("raycore.tuning")
 Progress = Callable[[str], None]
 TRIAL_MEMORY = 256 * 1024**2
+# Seconds between saves of Tune's experiment state (trial statuses), which ``--resume`` reads.
+# Tune's default (>= 10 s) lets a driver killed a few seconds after a trial ended rerun that
+# trial on resume; one small JSON file a second is cheap next to a trial.
+EXPERIMENT_STATE_PERIOD_S = "1"
 _ENDED = ("TERMINATED", "EARLY_STOPPED", "ERROR")
 
 
@@ -188,8 +193,6 @@ def tune_model(
             raise TrainingError(
                 f"sweep folder {path} exists already", hint="pick another sweep name"
             )
-        if isinstance(sweep.scheduler, PbtSpec):
-            build_scheduler(sweep, time_attr="epoch", max_t=1)  # refuses PBT before any work
     prepared = prepare_training(spec, settings=settings, world=world, progress=say)
     validation = prepared.validation_split()
     if validation.holdout_rows.empty or validation.train_rows.empty:
@@ -239,6 +242,7 @@ def tune_model(
         store=store,
     )
     connect_ray(settings)
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", EXPERIMENT_STATE_PERIOD_S)
     tuner = _tuner(
         run, validation=validation, valid_path=valid_path, resume=resume, callbacks=callbacks
     )

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
@@ -23,21 +22,10 @@ from hypothesis import strategies as st
 
 from raycore.catalog import load_catalog
 from raycore.features import assemble_online, get_feature_view
-from raycore.models.lightgbm_model import LightGBMEstimator
 from raycore.registry.store import ModelStore
 from raycore.settings import FoundrySettings
-from raycore.training.pipeline import (
-    FittedModel,
-    evaluate_bundle,
-    log_candidate,
-    make_bundle,
-    materialize_tables,
-    prepare_training,
-    register_candidate,
-    write_training_table,
-)
-from raycore.training.ray_train_job import LABEL_COLUMN
 from tests.conftest import free_port
+from tests.integration.native_models import register_native, served
 
 pytestmark = pytest.mark.integration
 
@@ -55,39 +43,19 @@ def foundry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FoundrySetting
     uri = f"sqlite:///{home / 'mlflow.db'}"
     with pytest.MonkeyPatch.context() as env:
         env.setenv("MLFLOW_TRACKING_URI", uri)
-        settings = FoundrySettings(home=home, serve_port=free_port(), mlflow_tracking_uri=uri, online_store_uri=None)
-        prepared = prepare_training(SPEC, settings=settings)
-        path = settings.home / "train.parquet"
-        write_training_table(prepared, path)
-        table = pd.read_parquet(path)
-        label = table.pop(LABEL_COLUMN)
-        params = {"objective": "regression", "num_leaves": 15, "learning_rate": 0.1, "seed": 7, "verbose": -1}
-        booster = lgb.train(params, lgb.Dataset(table, label=label), num_boost_round=40)
-        bundle = make_bundle(prepared, LightGBMEstimator(booster, task=SPEC.task), [])
-        store = ModelStore(settings)
-        fitted = FittedModel(bundle, params, 40, 0.0, "serving-protocols")
-        logged = log_candidate(store, prepared, fitted, evaluate_bundle(prepared, bundle))
-        version, _ = register_candidate(store, prepared, logged)
+        settings = FoundrySettings(
+            home=home, serve_port=free_port(), mlflow_tracking_uri=uri, online_store_uri=None
+        )
+        params = {"objective": "regression", "num_leaves": 15, "learning_rate": 0.1, "seed": 7}
+        version, _, _ = register_native(SPEC, settings=settings, params=params, rounds=40)
         assert version == "1"
-        online = settings.online_store()
-        try:
-            materialize_tables(prepared.view, prepared.built, store=online)
-        finally:
-            online.close()
         yield settings
 
 
 @pytest.fixture(scope="module")
 def endpoint(ray_session: None, foundry: FoundrySettings) -> Iterator[str]:
-    from ray import serve
-
-    from raycore.serving.runner import start_serving, stop_serving
-
-    # A Serve instance left by another module keeps its own port: start ours fresh, and leave none behind.
-    serve.shutdown()
-    yield start_serving(settings=foundry, models=[NAME])
-    stop_serving()
-    serve.shutdown()
+    with served(foundry, [NAME]) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +68,13 @@ def rows(foundry: FoundrySettings) -> list[dict[str, Any]]:
             found = store.read("store_weekly_stats_v1", [(store_id,)])[0]
             assert found is not None
             week = pd.Timestamp(found["origin_week"]) + pd.Timedelta(weeks=1 + store_id % 4)
-            out.append({"store_id": store_id, "week_start": week.date().isoformat(), "on_promo": store_id % 2})
+            out.append(
+                {
+                    "store_id": store_id,
+                    "week_start": week.date().isoformat(),
+                    "on_promo": store_id % 2,
+                }
+            )
         return out
     finally:
         store.close()
@@ -124,7 +98,9 @@ def expected(foundry: FoundrySettings, rows: list[dict[str, Any]]) -> np.ndarray
     bundle, _ = ModelStore(foundry).load_bundle(NAME, alias="champion")
     store = foundry.online_store()
     try:
-        return np.asarray(bundle.predict(assemble_online(bundle.view, pd.DataFrame(rows), online=store)))
+        return np.asarray(
+            bundle.predict(assemble_online(bundle.view, pd.DataFrame(rows), online=store))
+        )
     finally:
         store.close()
 
@@ -134,15 +110,23 @@ def triton_inputs(rows: list[dict[str, Any]], *, binary: bool) -> list[Any]:
 
     n = len(rows)
     store_id = httpclient.InferInput("store_id", [n], "INT64")
-    store_id.set_data_from_numpy(np.array([r["store_id"] for r in rows], dtype=np.int64), binary_data=binary)
+    store_id.set_data_from_numpy(
+        np.array([r["store_id"] for r in rows], dtype=np.int64), binary_data=binary
+    )
     week = httpclient.InferInput("week_start", [n, 1], "BYTES")
-    week.set_data_from_numpy(np.array([[r["week_start"]] for r in rows], dtype=object), binary_data=binary)
+    week.set_data_from_numpy(
+        np.array([[r["week_start"]] for r in rows], dtype=object), binary_data=binary
+    )
     promo = httpclient.InferInput("on_promo", [n], "INT32")
-    promo.set_data_from_numpy(np.array([r["on_promo"] for r in rows], dtype=np.int32), binary_data=binary)
+    promo.set_data_from_numpy(
+        np.array([r["on_promo"] for r in rows], dtype=np.int32), binary_data=binary
+    )
     return [store_id, week, promo]
 
 
-def test_tritonclient_health_metadata_and_infer(endpoint: str, rows: list[dict[str, Any]], expected: np.ndarray) -> None:
+def test_tritonclient_health_metadata_and_infer(
+    endpoint: str, rows: list[dict[str, Any]], expected: np.ndarray
+) -> None:
     import tritonclient.http as httpclient
     from tritonclient.utils import InferenceServerException
 
@@ -155,7 +139,10 @@ def test_tritonclient_health_metadata_and_infer(endpoint: str, rows: list[dict[s
         meta = client.get_model_metadata(NAME)
         assert meta["name"] == NAME and meta["versions"] == ["1"]
         inputs = {i["name"]: i for i in meta["inputs"]}
-        assert inputs["store_id"]["datatype"] == "INT64" and inputs["week_start"]["datatype"] == "BYTES"
+        assert (
+            inputs["store_id"]["datatype"] == "INT64"
+            and inputs["week_start"]["datatype"] == "BYTES"
+        )
         assert meta["outputs"] == [{"name": "predictions", "datatype": "FP64", "shape": [-1]}]
 
         # a batch with binary tensors both ways (tritonclient's defaults)
@@ -171,7 +158,9 @@ def test_tritonclient_health_metadata_and_infer(endpoint: str, rows: list[dict[s
             outputs=[httpclient.InferRequestedOutput("predictions", binary_data=False)],
         )
         np.testing.assert_allclose(one.as_numpy("predictions"), expected[:1], rtol=1e-12)
-        assert one.get_response()["outputs"][0]["data"] == pytest.approx(expected[:1].tolist(), rel=1e-12)
+        assert one.get_response()["outputs"][0]["data"] == pytest.approx(
+            expected[:1].tolist(), rel=1e-12
+        )
 
         bad = triton_inputs(rows[:1], binary=False)
         bad[2].set_data_from_numpy(np.array([7], dtype=np.int32), binary_data=False)
@@ -185,12 +174,29 @@ def test_tritonclient_health_metadata_and_infer(endpoint: str, rows: list[dict[s
         client.close()
 
 
-def test_oip_json_over_plain_http_names_the_version(endpoint: str, rows: list[dict[str, Any]], expected: np.ndarray) -> None:
+def test_oip_json_over_plain_http_names_the_version(
+    endpoint: str, rows: list[dict[str, Any]], expected: np.ndarray
+) -> None:
     body = {
         "inputs": [
-            {"name": "store_id", "shape": [2], "datatype": "INT64", "data": [r["store_id"] for r in rows[:2]]},
-            {"name": "week_start", "shape": [2], "datatype": "BYTES", "data": [r["week_start"] for r in rows[:2]]},
-            {"name": "on_promo", "shape": [2, 1], "datatype": "INT64", "data": [[r["on_promo"]] for r in rows[:2]]},
+            {
+                "name": "store_id",
+                "shape": [2],
+                "datatype": "INT64",
+                "data": [r["store_id"] for r in rows[:2]],
+            },
+            {
+                "name": "week_start",
+                "shape": [2],
+                "datatype": "BYTES",
+                "data": [r["week_start"] for r in rows[:2]],
+            },
+            {
+                "name": "on_promo",
+                "shape": [2, 1],
+                "datatype": "INT64",
+                "data": [[r["on_promo"]] for r in rows[:2]],
+            },
         ]
     }
     r = httpx.post(f"{endpoint}/v2/models/{NAME}/infer", json=body, timeout=30)
@@ -203,7 +209,9 @@ def test_oip_json_over_plain_http_names_the_version(endpoint: str, rows: list[di
     assert refused.headers["x-model-version"] == "1"
 
 
-def test_mlflow_scoring_payloads(endpoint: str, rows: list[dict[str, Any]], expected: np.ndarray) -> None:
+def test_mlflow_scoring_payloads(
+    endpoint: str, rows: list[dict[str, Any]], expected: np.ndarray
+) -> None:
     from mlflow.deployments import PredictionsResponse
     from mlflow.models import convert_input_example_to_serving_input
     from mlflow.utils.proto_json_utils import dump_input_data
@@ -213,18 +221,28 @@ def test_mlflow_scoring_payloads(endpoint: str, rows: list[dict[str, Any]], expe
     payloads = {
         "split (mlflow)": (convert_input_example_to_serving_input(frame), expected),
         "split (client)": (dump_input_data(frame), expected),
-        "split (pandas), one row": (json.dumps({"dataframe_split": frame.head(1).to_dict(orient="split")}), expected[:1]),
+        "split (pandas), one row": (
+            json.dumps({"dataframe_split": frame.head(1).to_dict(orient="split")}),
+            expected[:1],
+        ),
         "records": (json.dumps({"dataframe_records": frame.to_dict(orient="records")}), expected),
-        "records, one row": (json.dumps({"dataframe_records": frame.head(1).to_dict(orient="records")}), expected[:1]),
+        "records, one row": (
+            json.dumps({"dataframe_records": frame.head(1).to_dict(orient="records")}),
+            expected[:1],
+        ),
         "inputs (columns)": (json.dumps({"inputs": frame.to_dict(orient="list")}), expected),
     }
     for label, (payload, want) in payloads.items():
         assert payload is not None
-        r = httpx.post(url, content=payload, headers={"content-type": "application/json"}, timeout=30)
+        r = httpx.post(
+            url, content=payload, headers={"content-type": "application/json"}, timeout=30
+        )
         assert r.status_code == 200, (label, r.text)
         assert r.headers["x-model-version"] == "1", label
         response = PredictionsResponse.from_json(r.text)  # MLflow's own client-side parser
-        np.testing.assert_allclose(response.get_predictions(predictions_format="ndarray"), want, rtol=1e-12)
+        np.testing.assert_allclose(
+            response.get_predictions(predictions_format="ndarray"), want, rtol=1e-12
+        )
         assert response["model_version"] == "1"
 
     bad = frame.head(2).drop(columns=["on_promo"]).to_dict(orient="split")
@@ -232,8 +250,18 @@ def test_mlflow_scoring_payloads(endpoint: str, rows: list[dict[str, Any]], expe
     assert r.status_code == 400 and r.json()["error_code"] == "BAD_REQUEST"
     assert "on_promo" in r.json()["message"]
     r = httpx.post(url, json={"dataframe_records": [{**rows[0], "store_id": "three"}]}, timeout=30)
-    assert r.status_code == 400 and r.json()["detail"][0]["loc"] == ["body", "dataframe_records", 0, "store_id"]
-    assert httpx.post(f"{endpoint}/v1/models/nope/invocations", json={"inputs": rows}, timeout=30).status_code == 404
+    assert r.status_code == 400 and r.json()["detail"][0]["loc"] == [
+        "body",
+        "dataframe_records",
+        0,
+        "store_id",
+    ]
+    assert (
+        httpx.post(
+            f"{endpoint}/v1/models/nope/invocations", json={"inputs": rows}, timeout=30
+        ).status_code
+        == 404
+    )
 
 
 def test_every_model_route_names_the_version(endpoint: str, rows: list[dict[str, Any]]) -> None:
@@ -261,7 +289,9 @@ def test_openapi_page_renders_with_every_route(endpoint: str) -> None:
         "/v2/health/ready",
     ):
         assert route in paths
-    body = paths["/v2/models/{name}/infer"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    body = paths["/v2/models/{name}/infer"]["post"]["requestBody"]["content"]["application/json"][
+        "schema"
+    ]
     assert body["$ref"].rsplit("/", 1)[-1] in spec.json()["components"]["schemas"]
     docs = httpx.get(f"{endpoint}/docs", timeout=10)
     assert docs.status_code == 200 and "swagger-ui" in docs.text and "/openapi.json" in docs.text
@@ -275,7 +305,16 @@ POST_ROUTES = [
     f"/v2/models/{NAME}/infer",
     f"/v2/models/{NAME}/versions/1/infer",
 ]
-NAMES = ["store_id", "week_start", "on_promo", "origin_week", "rev_lag_1", "rev_mean_13", "promo_weeks_13", "fit_log_base"]
+NAMES = [
+    "store_id",
+    "week_start",
+    "on_promo",
+    "origin_week",
+    "rev_lag_1",
+    "rev_mean_13",
+    "promo_weeks_13",
+    "fit_log_base",
+]
 SCALARS = (
     st.none()
     | st.booleans()
@@ -285,14 +324,40 @@ SCALARS = (
     | st.sampled_from([1e308, -1e308, 5e-324, 1e-300])
     | st.text(max_size=12)
     | st.dates(min_value=pd.Timestamp("1000-01-01").date()).map(lambda d: d.isoformat())
-    | st.sampled_from([*NAMES, "INT64", "BYTES", "FP64", "BOOL", "BF16", "predictions", "probabilities"])
+    | st.sampled_from(
+        [*NAMES, "INT64", "BYTES", "FP64", "BOOL", "BF16", "predictions", "probabilities"]
+    )
 )
 KEYS = st.sampled_from(
-    [*NAMES, "inputs", "name", "shape", "datatype", "data", "parameters", "outputs", "id", "dataframe_split",
-     "dataframe_records", "columns", "index", "instances", "params", "binary_data_size", "binary_data_output",
-     "binary_data", "class_count", "request_id", "x"]
+    [
+        *NAMES,
+        "inputs",
+        "name",
+        "shape",
+        "datatype",
+        "data",
+        "parameters",
+        "outputs",
+        "id",
+        "dataframe_split",
+        "dataframe_records",
+        "columns",
+        "index",
+        "instances",
+        "params",
+        "binary_data_size",
+        "binary_data_output",
+        "binary_data",
+        "class_count",
+        "request_id",
+        "x",
+    ]
 )
-JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(KEYS, inner, max_size=4), max_leaves=24)
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(KEYS, inner, max_size=4),
+    max_leaves=24,
+)
 
 
 def valid_bodies(rows: list[dict[str, Any]], full: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -304,14 +369,21 @@ def valid_bodies(rows: list[dict[str, Any]], full: dict[str, Any]) -> list[tuple
         return {
             "id": "fuzz",
             "inputs": [
-                {"name": k, "shape": [len(batch)], "datatype": datatypes[DTYPES[k]], "data": [r[k] for r in batch]}
+                {
+                    "name": k,
+                    "shape": [len(batch)],
+                    "datatype": datatypes[DTYPES[k]],
+                    "data": [r[k] for r in batch],
+                }
                 for k in batch[0]
             ],
             "outputs": [{"name": "predictions", "parameters": {"binary_data": False}}],
         }
 
     with_nan = oip(two)
-    with_nan["inputs"].append({"name": "rev_lag_1", "shape": [2], "datatype": "FP64", "data": [51000.5, float("nan")]})
+    with_nan["inputs"].append(
+        {"name": "rev_lag_1", "shape": [2], "datatype": "FP64", "data": [51000.5, float("nan")]}
+    )
     return [
         (POST_ROUTES[0], {"inputs": [dict(r) for r in two], "request_id": "fuzz"}),
         (POST_ROUTES[0], {"inputs": full}),
@@ -356,9 +428,13 @@ def _mutate(body: Any, path: tuple[Any, ...], op: str, value: Any) -> Any:
 
 
 @st.composite
-def malformed_requests(draw: st.DrawFn, bodies: list[tuple[str, Any]]) -> tuple[str, bytes, dict[bytes, bytes]]:
+def malformed_requests(
+    draw: st.DrawFn, bodies: list[tuple[str, Any]]
+) -> tuple[str, bytes, dict[bytes, bytes]]:
     route, base = draw(st.sampled_from(bodies))
-    kind = draw(st.sampled_from(["mutated", "mutated", "mutated", "random_json", "bytes", "binary_header"]))
+    kind = draw(
+        st.sampled_from(["mutated", "mutated", "mutated", "random_json", "bytes", "binary_header"])
+    )
     headers: dict[bytes, bytes] = {}
     if kind == "bytes":
         content = draw(st.binary(max_size=300))
@@ -373,7 +449,17 @@ def malformed_requests(draw: st.DrawFn, bodies: list[tuple[str, Any]]) -> tuple[
         if kind == "binary_header":
             content += draw(st.binary(max_size=64))
             headers[b"Inference-Header-Content-Length"] = draw(
-                st.sampled_from([b"0", b"-1", b"abc", b"\xb2", b"9" * 5000, b"99999999", str(len(content)).encode()])
+                st.sampled_from(
+                    [
+                        b"0",
+                        b"-1",
+                        b"abc",
+                        b"\xb2",
+                        b"9" * 5000,
+                        b"99999999",
+                        str(len(content)).encode(),
+                    ]
+                )
                 | st.integers(0, len(content)).map(lambda n: str(n).encode())
             )
     return route, content, headers
@@ -383,7 +469,11 @@ def _replicas() -> list[str]:
     """Names of the app's replica actors (a restarted replica comes back under a new name)."""
     import ray
 
-    return sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if "FoundryServer" in a["name"])
+    return sorted(
+        a["name"]
+        for a in ray.util.list_named_actors(all_namespaces=True)
+        if "FoundryServer" in a["name"]
+    )
 
 
 def test_fuzzed_bodies_get_4xx_and_never_crash_the_replica(
@@ -394,13 +484,23 @@ def test_fuzzed_bodies_get_4xx_and_never_crash_the_replica(
     replicas_before = _replicas()
     statuses: dict[int, int] = {}
 
-    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(
+        max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None
+    )
     @given(request=malformed_requests(bodies))
     def fuzz(request: tuple[str, bytes, dict[bytes, bytes]]) -> None:
         route, content, headers = request
-        r = client.post(route, content=content, headers={b"content-type": b"application/json", **headers})
+        r = client.post(
+            route, content=content, headers={b"content-type": b"application/json", **headers}
+        )
         statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
-        assert r.status_code == 200 or 400 <= r.status_code < 500, (route, content[:300], headers, r.status_code, r.text[:500])
+        assert r.status_code == 200 or 400 <= r.status_code < 500, (
+            route,
+            content[:300],
+            headers,
+            r.status_code,
+            r.text[:500],
+        )
 
     try:
         for route, body in bodies:  # the bases themselves are valid

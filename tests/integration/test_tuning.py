@@ -1,10 +1,13 @@
-"""A real sweep of mdl-005 (churn_risk, LightGBM) on the shared local Ray: interrupted, resumed, registered.
+"""A real sweep of mdl-005 (churn_risk, LightGBM): its driver killed mid-sweep, resumed, registered.
 
-Two trials of 20 boosting rounds, one worker each, ASHA with a rung at 10 rounds and Optuna.
-The sweep is interrupted the way Ctrl-C does it (SIGINT, caught by Tune) when the second
-trial starts, then resumed: the finished trial is not rerun, the interrupted one runs,
-every trial has one nested MLflow run under the sweep's parent run, and the best trial's
-model is scored on the holdout and registered (the first version: champion).
+`foundry tune mdl-005 --config tiny.yaml` runs in a subprocess with its own local Ray: two
+trials of 20 boosting rounds, one worker each, ASHA with a rung at 10 rounds, Optuna. Once
+Tune's experiment state records the first trial as finished, the driver's process group is
+SIGKILLed (no cleanup code runs). `tune_model(resume=True)` (what `foundry tune mdl-005
+--resume` calls) then finishes the sweep on the test's Ray: the finished trial is not rerun,
+the other one runs, every trial has exactly one nested MLflow run under the sweep's parent
+run, and the best trial's model is scored on the holdout and registered (first version:
+champion).
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,48 +26,70 @@ import pytest
 
 from raycore.catalog import load_catalog
 from raycore.settings import FoundrySettings
-from raycore.tuning import SweepConfig, load_sweep_config, tune_model
+from raycore.tuning import tune_model
 
 pytestmark = pytest.mark.integration
 
-
-def _interrupt_once_base() -> type:
-    import ray.tune
-
-    return ray.tune.Callback
-
-
-class InterruptAtSecondTrial(_interrupt_once_base()):  # type: ignore[misc]
-    """Sends SIGINT (Ctrl-C) when the second trial starts, once: the marker file survives the resume.
-
-    Not at a result: ASHA may stop that trial on the same result, and then nothing is left to resume.
-    """
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = str(marker)
-        self.started: list[str] = []
-
-    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self.started.append(trial.trial_id)
-        if len(self.started) >= 2 and not os.path.exists(self.marker):
-            Path(self.marker).write_text(trial.trial_id)
-            signal.raise_signal(signal.SIGINT)
+FOUNDRY = str(Path(sys.executable).with_name("foundry"))
+TINY_SWEEP = """\
+model: mdl-005
+num_samples: 2
+max_concurrent: 1
+report_every: 10
+scheduler: {kind: asha, grace_period: 10, reduction_factor: 2}
+space:
+  learning_rate: {type: loguniform, low: 0.05, high: 0.2}
+  num_leaves: {type: randint, low: 7, high: 31}
+  num_boost_round: {type: choice, values: [20]}
+drop: [min_data_in_leaf, feature_fraction, lambda_l2]
+"""
 
 
-def tiny_sweep(spec: Any) -> SweepConfig:
-    data = load_sweep_config(spec).model_dump()
-    data.update(
-        num_samples=2,
-        max_concurrent=1,
-        report_every=10,
-        scheduler={"kind": "asha", "grace_period": 10, "reduction_factor": 2},
-    )
-    data["space"] = {
-        "learning_rate": {"type": "loguniform", "low": 0.05, "high": 0.2},
-        "num_leaves": {"type": "randint", "low": 7, "high": 31},
-        "num_boost_round": {"type": "choice", "values": [20]},
-    }
-    return SweepConfig.model_validate(data)
+def _recorded_statuses(root: Path) -> tuple[Path | None, dict[str, str]]:
+    """The sweep folder under ``root`` and its trials' statuses as Tune's saved experiment state has them."""
+    for state_file in root.glob("*/experiment_state-*.json"):
+        try:
+            trials = json.loads(state_file.read_text())["trial_data"]
+        except (OSError, ValueError, KeyError):  # being rewritten: read it again next time
+            continue
+        statuses = {}
+        for trial_json, _meta in trials:
+            trial = json.loads(trial_json)
+            statuses[trial["trial_id"]] = trial["status"]
+        return state_file.parent, statuses
+    return None, {}
+
+
+def _kill_after_first_trial(home: Path, config_file: Path, sweeps: Path) -> tuple[Path, str]:
+    """Run `foundry tune` in a subprocess; SIGKILL its process group once one trial is recorded finished."""
+    env = {k: v for k, v in os.environ.items() if k not in {"RAY_ADDRESS", "MLFLOW_TRACKING_URI"}}
+    env.update(FOUNDRY_HOME=str(home), RAY_AIR_NEW_OUTPUT="0")
+    log = config_file.with_suffix(".log")
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [FOUNDRY, "tune", "mdl-005", "--config", str(config_file)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # its own process group: the driver and the Ray it started
+        )
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            folder, statuses = _recorded_statuses(sweeps)
+            finished = [t for t, s in statuses.items() if s == "TERMINATED"]
+            if folder is not None and finished:
+                assert len(finished) == 1, statuses
+                return folder, finished[0]
+            if proc.poll() is not None:
+                pytest.fail(f"foundry tune ended before it was killed:\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        pytest.fail(f"no trial finished within 300 s:\n{log.read_text()[-3000:]}")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    raise AssertionError("unreachable")
 
 
 def _result_lines(sweep_dir: Path, trial_id: str) -> int:
@@ -69,7 +97,20 @@ def _result_lines(sweep_dir: Path, trial_id: str) -> int:
     return len((folder / "result.json").read_text().splitlines())
 
 
-def test_sweep_interrupt_resume_nested_runs_and_registration(
+def _trial_runs(client: Any, store: Any, model_name: str, parent_id: str) -> dict[str, int]:
+    """Nested trial runs under ``parent_id``: how many runs each trial id has."""
+    runs = client.search_runs(
+        [store.experiment_id(model_name)],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_id}' and tags.source = 'tune-trial'",
+    )
+    counts: dict[str, int] = {}
+    for run in runs:
+        trial_id = run.data.tags["tune_trial_id"]
+        counts[trial_id] = counts.get(trial_id, 0) + 1
+    return counts
+
+
+def test_killed_sweep_resumes_without_rerunning_and_registers(
     ray_session: None, foundry_home: Path, tmp_path: Path
 ) -> None:
     from mlflow import MlflowClient
@@ -79,39 +120,39 @@ def test_sweep_interrupt_resume_nested_runs_and_registration(
 
     spec = load_catalog().get("mdl-005")
     settings = FoundrySettings.load()
-    marker = tmp_path / "interrupted"
+    prepared = prepare_training(spec, settings=settings)  # the data world, once, for both drivers
+    config_file = tmp_path / "tiny.yaml"
+    config_file.write_text(TINY_SWEEP)
 
-    first = tune_model(
-        spec, settings=settings, config=tiny_sweep(spec), callbacks=[InterruptAtSecondTrial(marker)]
+    sweep_dir, finished_id = _kill_after_first_trial(
+        foundry_home, config_file, settings.ray_storage / "tune"
     )
-    assert marker.exists() and first.interrupted
-    assert first.best is None and first.version is None
-    manifest = json.loads((first.path / "sweep.json").read_text())
-    assert manifest["status"] == "interrupted"
-    done_first = {r.trial_id for r in first.trials if r.status == "TERMINATED"}
-    assert len(done_first) == 1
-    [finished_id] = done_first
-    interrupted_id = marker.read_text()
-    lines_before = _result_lines(first.path, finished_id)
+    manifest = json.loads((sweep_dir / "sweep.json").read_text())
+    assert manifest["status"] == "running"  # the driver died: nothing closed the sweep
+    lines_before = _result_lines(sweep_dir, finished_id)
+    store = ModelStore(settings)
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    parent_id = manifest["parent_run_id"]
+    assert client.get_run(parent_id).info.status == "RUNNING"
+    assert _trial_runs(client, store, spec.name, parent_id) == {finished_id: 1}
 
     # Trials were scored on the validation split cut from the training rows, never on the holdout.
-    prepared = prepare_training(spec, settings=settings)
     validation = prepared.validation_split()
-    valid_file = pd.read_parquet(first.path / "validation.parquet")
+    valid_file = pd.read_parquet(sweep_dir / "validation.parquet")
     assert len(valid_file) == len(validation.holdout_rows)
     time_col = spec.holdout.time_column
     assert validation.holdout_rows[time_col].max() < prepared.holdout_rows[time_col].min()
 
     second = tune_model(spec, settings=settings, resume=True)
-    assert not second.interrupted and second.path == first.path
+    assert not second.interrupted and second.path == sweep_dir
+    assert second.parent_run_id == parent_id
+    [other_id] = {r.trial_id for r in second.trials} - {finished_id}
     assert len(second.trials) == 2
-    assert {r.trial_id for r in second.trials} == {finished_id, interrupted_id}
     assert all(r.status in ("TERMINATED", "EARLY_STOPPED") for r in second.trials)
-    assert (
-        _result_lines(first.path, finished_id) == lines_before
-    )  # the finished trial was not rerun
-    restarted = next(r for r in second.trials if r.trial_id == interrupted_id)
-    assert restarted.iterations == 20 or restarted.status == "EARLY_STOPPED"
+    assert _result_lines(sweep_dir, finished_id) == lines_before  # the finished trial was not rerun
+    resumed = next(r for r in second.trials if r.trial_id == other_id)
+    assert resumed.iterations == 20 or resumed.status == "EARLY_STOPPED"
+    assert json.loads((sweep_dir / "sweep.json").read_text())["status"] == "finished"
 
     finished = [r for r in second.trials if r.status == "TERMINATED"]
     assert (
@@ -121,33 +162,30 @@ def test_sweep_interrupt_resume_nested_runs_and_registration(
     assert second.passed and second.version == "1"  # first passing version of churn_risk: champion
     assert "champion" in second.decision
 
-    # MLflow: the parent run, one nested run per trial (history + final metric), the best trial's candidate.
-    store = ModelStore(settings)
-    client = MlflowClient(tracking_uri=settings.tracking_uri)
-    parent = client.get_run(second.parent_run_id)
-    assert parent.info.status == "FINISHED" and parent.info.run_name == first.sweep_name
+    # `mlflow ui`: the parent sweep run, one nested run per trial (never two), the best trial's candidate.
+    parent = client.get_run(parent_id)
+    assert parent.info.status == "FINISHED" and parent.info.run_name == sweep_dir.name
     assert parent.data.tags["best_trial"] == second.best.trial_id
+    assert parent.data.params["tune.num_samples"] == "2"
+    assert _trial_runs(client, store, spec.name, parent_id) == {finished_id: 1, other_id: 1}
     children = client.search_runs(
         [store.experiment_id(spec.name)],
-        filter_string=f"tags.mlflow.parentRunId = '{second.parent_run_id}'",
+        filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
     )
-    trial_runs = [
-        r
-        for r in children
-        if "tune_trial_id" in r.data.tags and r.data.tags.get("source") == "tune-trial"
-    ]
-    assert sorted(r.data.tags["tune_trial_id"] for r in trial_runs) == sorted(
-        [finished_id, interrupted_id]
-    )
+    assert all(r.data.tags["mlflow.parentRunId"] == parent_id for r in children)
+    trial_runs = [r for r in children if r.data.tags.get("source") == "tune-trial"]
     for run in trial_runs:
         history = client.get_metric_history(run.info.run_id, "valid_roc_auc")
         assert history and {m.step for m in history} <= {10, 20}
         assert run.data.tags["tune_status"] in ("TERMINATED", "EARLY_STOPPED")
-        assert any(k.startswith("algo.") for k in run.data.params)
     first_trial = next(r for r in trial_runs if r.data.tags["tune_trial_id"] == finished_id)
-    assert sorted(
-        m.step for m in client.get_metric_history(first_trial.info.run_id, "valid_roc_auc")
-    )[:2] == [10, 20]
+    assert first_trial.data.tags["tune_status"] == "TERMINATED"
+    assert {"algo.learning_rate", "algo.num_leaves", "algo.num_boost_round"} <= set(
+        first_trial.data.params
+    )
+    history = client.get_metric_history(first_trial.info.run_id, "valid_roc_auc")
+    assert sorted(m.step for m in history)[:2] == [10, 20] and len(history) >= 2
+    assert "iterations" in first_trial.data.metrics
     [candidate] = [r for r in children if r.info.run_id == second.candidate_run_id]
     assert candidate.data.metrics["holdout_roc_auc"] == pytest.approx(second.holdout_metric)
     assert candidate.data.tags["tune_trial_id"] == second.best.trial_id

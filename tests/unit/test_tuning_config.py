@@ -17,7 +17,6 @@ from raycore.errors import SpecError
 from raycore.specs import ModelSpec, load_spec
 from raycore.tuning import (
     FamilySweep,
-    ModelSweep,
     SweepConfig,
     SweepDefaults,
     load_sweep_config,
@@ -176,7 +175,7 @@ def test_malformed_yaml_is_a_spec_error_with_the_line(config_dir: Path) -> None:
             "mdl-005",
             "model: mdl-005\nscheduler: {kind: pbt}\nsearch: {kind: random}\n",
             "scheduler.kind",
-            "torch only",
+            "pbt cannot run",
         ),
         (
             "mdl-005",
@@ -208,54 +207,38 @@ def test_conflicts_across_files_name_the_field(
     assert says in str(info.value)
 
 
-def test_pbt_validates_for_torch_only_with_random_search(config_dir: Path) -> None:
-    torch_spec = spec("mdl-005").model_copy(
+def test_pbt_is_refused_at_load_with_the_reason_and_the_fix(config_dir: Path) -> None:
+    # The catalog has no torch model yet: mdl-005 as a torch MLP stands in for one.
+    torch_id = "mdl-005"
+    torch_spec = spec(torch_id).model_copy(
         update={
-            "algorithm": spec("mdl-005").algorithm.model_copy(
+            "algorithm": spec(torch_id).algorithm.model_copy(
                 update={"family": "torch", "objective": "mlp", "params": {}}
             )
         }
-    )
-    family = FamilySweep.model_validate(
-        {"num_samples": 4, "space": {"lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2}}}
     )
     shipped = load_spec(default_config_dir() / "defaults.yaml", SweepDefaults).families["torch"]
     assert set(merge_sweep(torch_spec, shipped).space) >= {
         "lr",
         "hidden",
-    }  # the torch defaults validate
-    ok = merge_sweep(
-        torch_spec,
-        family,
-        ModelSweep.model_validate(
-            {
-                "model": "mdl-005",
-                "scheduler": {"kind": "pbt", "mutate": ["lr"]},
-                "search": {"kind": "random"},
-            }
-        ),
+    }  # the torch defaults load
+    path = write_override(
+        config_dir,
+        torch_id,
+        f"model: {torch_id}\nscheduler: {{kind: pbt, perturbation_interval: 2, mutate: [lr]}}\n"
+        "search: {kind: random}\n",
     )
-    assert ok.scheduler.kind == "pbt"
-    with pytest.raises(SpecError, match="pbt explores on its own"):
-        merge_sweep(
-            torch_spec,
-            family,
-            ModelSweep.model_validate({"model": "mdl-005", "scheduler": {"kind": "pbt"}}),
-        )
-    with pytest.raises(SpecError, match="unknown torch mlp parameter"):
-        merge_sweep(
-            torch_spec,
-            family,
-            ModelSweep.model_validate(
-                {
-                    "model": "mdl-005",
-                    "space": {"num_leaves": {"type": "randint", "low": 2, "high": 9}},
-                }
-            ),
-        )
-    # Declared and validated, but refused before any work when a sweep would run it.
-    with pytest.raises(SpecError, match="cannot run it yet"):
-        build_scheduler(ok, time_attr="epoch", max_t=20)
+    with pytest.raises(SpecError) as info:
+        load_sweep_config(torch_spec, config_dir=config_dir)
+    err = info.value
+    assert err.field == "scheduler.kind" and err.path == str(path)
+    assert "pbt cannot run" in err.message and "another trial's checkpoint" in err.message
+    assert err.hint and "asha" in err.hint
+    # No way around the loader: a resolved config with pbt cannot be built either.
+    data = merge_sweep(torch_spec, shipped).model_dump()
+    data["scheduler"] = {"kind": "pbt"}
+    with pytest.raises(ValueError, match="pbt cannot run"):
+        SweepConfig.model_validate(data)
 
 
 def test_missing_defaults_file_is_a_spec_error(tmp_path: Path) -> None:
