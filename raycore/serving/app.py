@@ -52,6 +52,7 @@ import raycore
 from raycore.serving import protocols
 from raycore.serving.answers import VERSION_HEADER, Answer, Route, error_answer
 from raycore.serving.topology import AppArgs, plan_topology
+from raycore.specs.serving import ServingSpec
 
 __all__ = ["VERSION_HEADER", "AppArgs", "FoundryServer", "build_app"]
 
@@ -206,16 +207,8 @@ class FoundryServer:
         self, args: dict[str, Any], dedicated: dict[str, Any], multiplexed: Any = None
     ) -> None:
         from raycore.serving.auth import ApiKeys
-        from raycore.serving.batching import RowBatcher
-        from raycore.serving.deployments import (
-            LocalTarget,
-            RemoteTarget,
-            open_prediction_log,
-            replica_settings,
-            serving_metrics,
-        )
-        from raycore.serving.endpoint import ModelEndpoint
-        from raycore.serving.hot_reload import RegistrySource, ReloadingModel
+        from raycore.serving.deployments import RemoteTarget, replica_settings, serving_metrics
+        from raycore.serving.routing import AliasRouting
 
         self.args = AppArgs.model_validate(args)
         # Keys: FOUNDRY_API_KEYS / FOUNDRY_ADMIN_KEYS, or hashes made by `foundry keys create`.
@@ -224,30 +217,17 @@ class FoundryServer:
         self.metrics = serving_metrics()
         self.targets: dict[str, Target] = {}
         self._started = False
-        if plan.local:
-            source = RegistrySource(settings=replica_settings(args), max_rows=self.args.max_rows)
-            prediction_log = open_prediction_log(args, self.metrics)
-            for name in plan.local:
-                spec = plan.specs[name]
-                model = ReloadingModel.open(name=name, alias=self.args.alias, source=source)
-                batcher = RowBatcher(
-                    max_batch_size=spec.max_batch_size,
-                    batch_wait_timeout_s=spec.batch_wait_timeout_s,
-                    max_queued_requests=spec.max_queued_requests,
-                    retry_after_s=self.args.retry_after_s,
-                    in_thread=self.args.predict_in_thread,
-                    on_batch=lambda p, n: self.metrics.batch(
-                        model=p.name, version=p.version, size=n
-                    ),
-                )
-                endpoint = ModelEndpoint(
-                    model=model,
-                    submit=batcher.submit,
-                    log=prediction_log,
-                    home=str(source.settings.home),
-                )
-                self.targets[name] = LocalTarget(endpoint, batcher)
-                log.info("serving %s v%s in the ingress", name, model.current.version)
+        self._specs = plan.specs
+        self._source: Any = None
+        self._prediction_log: Any = None
+        for name in plan.local:
+            self.targets[name] = self._local_target(name, self.args.alias)
+            log.info("serving %s v%s in the ingress", name, self.targets[name].version)
+        self.routing = AliasRouting(
+            home=replica_settings(args).home,
+            primary_alias=self.args.alias,
+            make_target=self._started_local_target,
+        )
         for name in plan.dedicated:
             self.targets[name] = RemoteTarget(
                 dedicated[name], name=name, multiplexed=False, retry_after_s=self.args.retry_after_s
@@ -256,6 +236,43 @@ class FoundryServer:
             self.targets[name] = RemoteTarget(
                 multiplexed, name=name, multiplexed=True, retry_after_s=self.args.retry_after_s
             )
+
+    def _local_target(self, name: str, alias: str) -> Any:
+        """``name@alias`` hosted in this ingress: hot models, and other aliases under a traffic policy."""
+        from raycore.serving.batching import RowBatcher
+        from raycore.serving.deployments import LocalTarget, open_prediction_log, replica_settings
+        from raycore.serving.endpoint import ModelEndpoint
+        from raycore.serving.hot_reload import RegistrySource, ReloadingModel
+
+        if self._source is None:
+            self._source = RegistrySource(
+                settings=replica_settings(self.args.model_dump()), max_rows=self.args.max_rows
+            )
+            self._prediction_log = open_prediction_log(self.args.model_dump(), self.metrics)
+        spec = self._specs.get(name) or ServingSpec()
+        model = ReloadingModel.open(name=name, alias=alias, source=self._source)
+        batcher = RowBatcher(
+            max_batch_size=spec.max_batch_size,
+            batch_wait_timeout_s=spec.batch_wait_timeout_s,
+            max_queued_requests=spec.max_queued_requests,
+            retry_after_s=self.args.retry_after_s,
+            in_thread=self.args.predict_in_thread,
+            on_batch=lambda p, n: self.metrics.batch(model=p.name, version=p.version, size=n),
+        )
+        endpoint = ModelEndpoint(
+            model=model,
+            submit=batcher.submit,
+            log=self._prediction_log,
+            home=str(self._source.settings.home),
+        )
+        return LocalTarget(endpoint, batcher)
+
+    def _started_local_target(self, name: str, alias: str) -> Any:
+        target = self._local_target(name, alias)
+        target.endpoint.model.start(
+            poll_s=self.args.reload_poll_s
+        )  # called on the replica's event loop
+        return target
 
     def _start(self) -> None:
         """Start the alias pollers of in-process models (needs the replica's running event loop)."""
@@ -269,10 +286,10 @@ class FoundryServer:
     # ------------------------------------------------------------------ hook points
 
     def _target(self, name: str, request: Request) -> Target | None:
-        """The target that answers ``request`` for model ``name`` (None: not served here).
+        """The primary target of model ``name`` (None: not served here), at ``AppArgs.alias``.
 
-        Traffic policies (champion/challenger splits, canaries, shadows) pick the alias
-        here; today every request goes to the model at ``AppArgs.alias``.
+        Traffic policies (A/B splits, canaries, shadows) then pick the alias per request
+        in ``self.routing`` (``raycore.serving.routing``), which hosts other aliases here.
         """
         return self.targets.get(name)
 
@@ -346,7 +363,15 @@ class FoundryServer:
                 started,
             )
         header_length = request.headers.get(protocols.BINARY_HEADER) if route == "oip" else None
-        answer = await target.infer(route, raw=raw, version=version, header_length=header_length)
+        answer = await self.routing.infer(
+            name,
+            target,
+            route=route,
+            raw=raw,
+            version=version,
+            header_length=header_length,
+            headers=request.headers,
+        )
         return self._done(name, route, answer, started)
 
     # ------------------------------------------------------------------ health, simple JSON

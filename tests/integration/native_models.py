@@ -43,8 +43,13 @@ def register_native(
     params: dict[str, Any],
     rounds: int,
     calibrate: bool = False,
+    promote: bool = True,
 ) -> tuple[str, ModelBundle, PreparedData]:
-    """Fit, log, register (the first version becomes champion) and materialise; return (version, bundle, rows)."""
+    """Fit, log, register and materialise; return (version, bundle, rows).
+
+    The first version becomes champion; a later one is challenger, promoted only
+    with ``promote`` when it beats the champion.
+    """
     prepared = prepare_training(spec, settings=settings)
 
     def fit(rows: PreparedData) -> FittedModel:
@@ -61,7 +66,7 @@ def register_native(
     fitted = fit_calibrated(prepared, fit=fit) if calibrate else fit(prepared)
     store = ModelStore(settings)
     logged = log_candidate(store, prepared, fitted, evaluate_bundle(prepared, fitted.bundle))
-    version, _ = register_candidate(store, prepared, logged)
+    version, _ = register_candidate(store, prepared, logged, evaluate_champion=promote)
     online = settings.online_store()
     try:
         materialize_tables(prepared.view, prepared.built, store=online)

