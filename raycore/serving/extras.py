@@ -100,7 +100,9 @@ class AnswerOptions:
         return cls(explain=int(explain), level=level)
 
 
-def _intervals(bundle: Any, raw: pd.DataFrame, level: float, policy: Any) -> dict[str, Any]:
+def _intervals(
+    bundle: Any, raw: pd.DataFrame, values: np.ndarray, level: float, policy: Any
+) -> dict[str, Any]:
     from raycore.conformal import decide
 
     try:
@@ -113,10 +115,9 @@ def _intervals(bundle: Any, raw: pd.DataFrame, level: float, policy: Any) -> dic
         sets = np.asarray(unc["set"], dtype=bool)
         out["prediction_sets"] = [[_plain(classes[j]) for j in np.flatnonzero(row)] for row in sets]
         if policy is not None:
+            # binary: the served values are P(class 1) already; no second predict on the request path
             score = (
-                np.asarray(bundle.predict(raw), dtype="float64")
-                if bundle.metadata.task == "binary"
-                else None
+                np.asarray(values, dtype="float64") if bundle.metadata.task == "binary" else None
             )
             out["automation"] = decide(
                 prediction=score if score is not None else np.zeros(len(sets)),
@@ -185,7 +186,7 @@ def answer_extras(
         out["threshold"] = threshold
         out["decisions"] = (np.asarray(values, dtype="float64") >= threshold).astype(int).tolist()
     if options.level is not None:
-        out.update(_intervals(bundle, raw, options.level, policy))
+        out.update(_intervals(bundle, raw, values, options.level, policy))
     if options.explain:
         out["explanations"] = _explanations(bundle, raw, np.asarray(values), options.explain)
     return out
