@@ -20,6 +20,7 @@ from raycore.errors import SpecError
 __all__ = ["load_spec", "parse_spec", "read_yaml_mapping"]
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def read_yaml_mapping(path: str | Path, *, text: str | None = None) -> dict[str, Any]:
@@ -33,7 +34,9 @@ def read_yaml_mapping(path: str | Path, *, text: str | None = None) -> dict[str,
         except (OSError, UnicodeDecodeError) as exc:
             raise SpecError(f"cannot read file: {exc}", path=source, hint="check permissions and encoding (UTF-8)") from exc
     try:
-        data = yaml.safe_load(text)
+        # libyaml's safe loader when installed: the same documents, parsed ~10x faster
+        # (every CLI command reads the 30 catalog and 39 dataset specs).
+        data = yaml.load(text, Loader=_SAFE_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

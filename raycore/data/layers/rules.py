@@ -24,6 +24,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from raycore.data.layers.casting import TypedColumn, cast_column
 from raycore.specs.dataset import DatasetSpec
@@ -123,6 +124,20 @@ def _fail(rule: str, mask: np.ndarray, shown: np.ndarray, column: str, why: str)
     return RuleFailures(rule, mask, reasons)
 
 
+def _fullmatch(values: pd.Series, regex: str) -> np.ndarray:
+    """Per value: does the whole text match ``regex`` (missing: False)?
+
+    Arrow's vectorised RE2 matcher runs ~10x faster than pandas' per-value ``re``;
+    a pattern RE2 does not support (look-arounds, back-references) uses ``re``.
+    """
+    try:
+        text = pa.array(values.astype(object).where(values.notna(), None), type=pa.string())
+        found = pc.match_substring_regex(text, pattern=f"^(?:{regex})$")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return values.astype("string").str.fullmatch(regex).to_numpy(dtype=bool, na_value=False)
+    return found.to_numpy(zero_copy_only=False).astype(bool, copy=False) & values.notna().to_numpy()
+
+
 def row_rules(table: pa.Table, typed: Mapping[str, TypedColumn], spec: DatasetSpec) -> list[RuleFailures]:
     """Failures of the row rules (type, not_null, range, allowed, regex) in one raw batch."""
     out: list[RuleFailures] = []
@@ -165,7 +180,7 @@ def row_rules(table: pa.Table, typed: Mapping[str, TypedColumn], spec: DatasetSp
                 allowed = sorted(map(str, col.allowed))
                 out.append(_fail(f"allowed:{name}", mask, _show(tc.values[mask]), name, f"is not one of {allowed}"))
         if col.regex is not None:
-            matches = tc.values.str.fullmatch(col.regex).to_numpy(dtype=bool, na_value=False)
+            matches = _fullmatch(tc.values, col.regex)
             mask = valid & ~matches
             if mask.any():
                 out.append(_fail(f"regex:{name}", mask, _show(tc.values[mask]), name, f"does not match {col.regex!r}"))

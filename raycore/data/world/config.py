@@ -32,7 +32,7 @@ SCALES: dict[str, dict[str, int]] = {
     },
     "large": {
         "n_regions": 12, "n_stores": 4000, "n_weeks": 260,
-        "n_customers": 100_000, "n_products": 2_000, "n_inventory_products": 100, "n_inventory_stores": 200,
+        "n_customers": 50_000, "n_products": 2_000, "n_inventory_products": 100, "n_inventory_stores": 200,
         "n_offer_sessions": 400_000, "n_journeys": 800_000, "n_campaigns": 10_000, "n_suppliers": 1_200,
         "n_lines": 120, "n_delivery_runs": 100_000, "n_applications": 800_000, "n_instruments": 40,
         "n_hosts": 160, "n_metric_days": 28,

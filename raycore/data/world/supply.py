@@ -60,6 +60,7 @@ COUNTRY_KM = np.array([300.0, 900.0, 1100.0, 2500.0, 8500.0, 9500.0, 9000.0, 700
 TIER_DELAY = np.array([0.2, 1.6, 4.0])
 PEAK_DELAY, QTY_COEF, DIST_COEF, DELAY_NOISE = 1.0, 0.5, 0.15, 0.95
 PO_INTERVAL_WEEKS = 2
+DC_STORES = 400  # stores one distribution centre (and one purchase order) serves
 PLANTS = ("plant_north", "plant_south", "plant_east")
 LINE_TYPES = ("assembly", "filling", "packaging", "moulding")
 AGE_COEF, HUMIDITY_COEF, MAINT_COEF, SUPPLIER_COEF, LINE_NOISE, LINE_BASE_SIGMA = (
@@ -204,7 +205,11 @@ def _purchase_orders(
     s_idx = supplier_idx[p_idx]
     tiers = sup.tiers[t_idx // 13, s_idx]
     woy = config.weeks().isocalendar().week.to_numpy().astype(np.int64)[t_idx]
-    weekly_units = products["base_demand_per_store"].to_numpy()[p_idx] * config.size("n_stores")
+    # One order stocks one distribution centre: at most DC_STORES stores' demand. (With every
+    # store of the large chain behind one order, honest quantities passed the schema's 200,000
+    # bound that catches broken exports, and a quarter of a batch went to quarantine.)
+    served = min(config.size("n_stores"), DC_STORES)
+    weekly_units = products["base_demand_per_store"].to_numpy()[p_idx] * served
     u = rng.random((m, 3))
     qty = np.round(weekly_units * PO_INTERVAL_WEEKS * np.exp(0.35 * rng.normal(size=m)))
     qty_med = np.median(qty)
