@@ -38,9 +38,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import report
 
 from raycore.data.world import WorldConfig, generate_world
-from raycore.features import AS_OF, SqliteOnlineStore, materialize_online, open_online_store
+from raycore.features import (
+    AS_OF,
+    SqliteOnlineStore,
+    get_feature_view,
+    materialize_online,
+    open_online_store,
+)
 from raycore.features.pit import point_in_time_join
-from raycore.features.views.store_sales import STORE_SALES_LAGS, STORE_WEEKLY_STATS
+from raycore.features.views.store_sales import STORE_WEEKLY_STATS
+
+STORE_SALES_LAGS = get_feature_view("store_sales_lags")
 
 
 def baseline(labels: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:

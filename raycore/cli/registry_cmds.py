@@ -182,7 +182,7 @@ def lineage(
     table.add_column("what")
     table.add_column("value", overflow="fold")
     for key in ("aliases", "run_id", "run_name", "parent_run_id", "algorithm", "gate",
-                "feature_view", "feature_view_digest", "code_version"):
+                "feature_view", "feature_view_digest", "feature_state_digest", "code_version"):
         value = info.get(key)
         table.add_row(key, ", ".join(value) if isinstance(value, list) else str(value or "-"))
     table.add_row("registered", _when(info["registered_at_ms"]))

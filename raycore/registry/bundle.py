@@ -33,6 +33,8 @@ __all__ = ["BundleMetadata", "ModelBundle"]
 log = logging.getLogger(__name__)
 BUNDLE_FILE = "bundle.json"
 ESTIMATOR_DIR = "estimator"
+# The fitted state of the feature view (encoders, vocabularies, scalers), when it has one.
+FEATURE_STATE_FILE = "feature_state.json"
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class BundleMetadata:
     resources: dict[str, Any] = field(default_factory=dict)
     parent_run_id: str = ""  # the sweep's run when the model came from `foundry tune`
     features: list[dict[str, str]] = field(default_factory=list)  # model features: name, dtype
+    feature_state_digest: str = ""  # digest of the view's fitted state ('' for a stateless view)
 
 
 class ModelBundle:
@@ -139,6 +142,10 @@ class ModelBundle:
         self.estimator.save(folder / ESTIMATOR_DIR)
         if self.calibrator is not None:
             self.calibrator.save(folder)
+        if self.view.state is not None:
+            (folder / FEATURE_STATE_FILE).write_text(
+                json.dumps(self.view.state, indent=1, sort_keys=True)
+            )
         (folder / BUNDLE_FILE).write_text(
             json.dumps(asdict(self.metadata), indent=2, sort_keys=True)
         )
@@ -173,6 +180,7 @@ class ModelBundle:
                 metadata.feature_view_digest,
                 view.digest(),
             )
+        view = _bind_state(view, folder, metadata)
         estimator = load_estimator(metadata.family, folder / ESTIMATOR_DIR)
         from raycore.conformal import load_calibrator  # lazy: conformal sits below the registry
 
@@ -180,3 +188,30 @@ class ModelBundle:
         return cls(
             estimator=estimator, view=view, metadata=metadata, calibrator=load_calibrator(folder)
         )
+
+
+def _bind_state(view: FeatureView, folder: Path, metadata: BundleMetadata) -> FeatureView:
+    """The view bound to the fitted state saved in the bundle (checked against its digest)."""
+    path = folder / FEATURE_STATE_FILE
+    if not view.stateful:
+        return view
+    try:
+        state = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise IncompatibleBundleError(
+            f"model '{metadata.model_name}' has no fitted state for feature view {view.name} ({path} is missing)",
+            hint="the bundle predates the view's fitted state or is incomplete; re-train the model",
+        ) from None
+    except ValueError as exc:
+        raise RegistryError(
+            f"the fitted feature state at {path} is unreadable: {exc}",
+            hint="the artifact is corrupt; re-train the model (serving it would skew)",
+        ) from exc
+    bound = view.with_state(state)
+    if metadata.feature_state_digest and bound.state_digest() != metadata.feature_state_digest:
+        raise RegistryError(
+            f"the fitted feature state at {path} does not match the bundle "
+            f"(digest {bound.state_digest()} != {metadata.feature_state_digest})",
+            hint="the artifact was changed after training; re-train or restore it",
+        )
+    return bound

@@ -81,6 +81,7 @@ def version_lineage(
             },
             "feature_view": tags.get("feature_view"),
             "feature_view_digest": tags.get("feature_view_digest"),
+            "feature_state_digest": tags.get("feature_state_digest"),
             "code_version": tags.get("code_version"),
             "algorithm": tags.get("algorithm"),
             "gate": tags.get("gate"),

@@ -339,6 +339,7 @@ def _log_run(
                 "algorithm": f"{spec.algorithm.family}:{spec.algorithm.objective}",
                 "feature_view": f"{md.feature_view}:v{md.feature_view_version}",
                 "feature_view_digest": md.feature_view_digest,
+                **({"feature_state_digest": md.feature_state_digest} if md.feature_state_digest else {}),
                 "code_version": md.code_version,
                 **{f"data_digest.{k}": v for k, v in md.data_digests.items()},
                 **dict(tags or {}),

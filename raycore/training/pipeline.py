@@ -26,7 +26,7 @@ from raycore.data.lake import Lake, frame_digest
 from raycore.data.sources import SourceTable, read_source, read_truth
 from raycore.data.world import WorldConfig
 from raycore.errors import DataError, SpecError, TrainingError
-from raycore.features import FeatureView, get_feature_view
+from raycore.features import FeatureView, compute_features, get_feature_view
 from raycore.features.online import OnlineStore, materialize_online
 from raycore.models import Estimator
 from raycore.registry import BundleMetadata, ModelBundle, ModelStore
@@ -210,7 +210,8 @@ class PreparedData:
         inner, validation = split_holdout(self.train_rows, self.spec.holdout)
         if self.spec.group_column is not None:
             inner = inner.sort_values(self.spec.group_column, kind="stable").reset_index(drop=True)
-        return dataclasses.replace(self, train_rows=inner, holdout_rows=validation)
+        view = self.view.fitted(inner) if self.view.stateful else self.view
+        return dataclasses.replace(self, view=view, train_rows=inner, holdout_rows=validation)
 
 
 @dataclass
@@ -255,6 +256,9 @@ def prepare_training(
     train_rows, holdout_rows = split_holdout(rows, spec.holdout)
     if spec.group_column is not None:
         train_rows = train_rows.sort_values(spec.group_column, kind="stable").reset_index(drop=True)
+    # Fitted feature state (encoders, vocabularies, scalers) is learned on the training rows
+    # only: the holdout must not leak into the features it is scored with.
+    view = view.fitted(train_rows)
     return PreparedData(
         spec=spec,
         view=view,
@@ -279,7 +283,7 @@ def algorithm_params(spec: ModelSpec, overrides: Mapping[str, Any] | None = None
 def write_training_table(prepared: PreparedData, path: Path) -> list[Any]:
     """Write the model features + encoded label (+ group column) of the train rows; return the classes."""
     spec, view, train_rows = prepared.spec, prepared.view, prepared.train_rows
-    x_train = view.compute(train_rows)
+    x_train = compute_features(view, train_rows)  # on Ray Data for large frames (engine "auto")
     y_train, classes = encode_labels(spec, train_rows)
     scale = view.scale(train_rows)
     if scale is not None:
@@ -392,6 +396,7 @@ def make_bundle(prepared: PreparedData, estimator: Estimator, classes: list[Any]
         group_column=spec.group_column,
         resources=spec.resources.model_dump(),
         features=[{"name": str(c), "dtype": str(t)} for c, t in sample.dtypes.items()],
+        feature_state_digest=view.state_digest(),
     )
     return ModelBundle(estimator=estimator, view=view, metadata=metadata)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from raycore.features import compute_features
 from raycore.specs import ModelSpec
 from raycore.training.metrics import GROUPED, METRICS
 from raycore.training.pipeline import UNSUPERVISED, PreparedData, encode_labels
@@ -52,7 +53,7 @@ def write_validation_table(validation: PreparedData, path: Path) -> Path:
     divided by the scale (as in training) and the scale in ``__scale__``.
     """
     spec, view, rows = validation.spec, validation.view, validation.holdout_rows
-    features = view.compute(rows)
+    features = compute_features(view, rows)
     _, classes = encode_labels(spec, validation.train_rows)
     if classes:
         y = pd.Categorical(rows[spec.label], categories=classes).codes.astype("float64")

@@ -20,7 +20,9 @@ from raycore.features import (
     materialize_online,
     open_online_store,
 )
-from raycore.features.views.store_sales import STORE_SALES_LAGS, STORE_WEEKLY_STATS
+from raycore.features.views.store_sales import STORE_WEEKLY_STATS
+
+STORE_SALES_LAGS = feature_views()["store_sales_lags"]
 
 WEEK = pd.Timedelta(weeks=1)
 

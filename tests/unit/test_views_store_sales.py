@@ -13,15 +13,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from raycore.features import get_feature_view
 from raycore.features.table import AVAILABLE_AT
 from raycore.features.views.store_sales import (
     HOLIDAY_PEAK_WEEKS,
     MIN_FIT_WEEKS,
     SEASON_TERMS,
-    STORE_SALES_LAGS,
     STORE_WEEKLY_STATS,
     YEAR_WEEKS,
 )
+
+STORE_SALES_LAGS = get_feature_view("store_sales_lags")
 
 WEEK = pd.Timedelta(days=7)
 FIT_FIELDS = ["fit_log_base", "fit_trend_52", "fit_promo", *(f"fit_season_{n}" for n in SEASON_TERMS)]

@@ -1,5 +1,8 @@
 """Feature view ``store_sales_lags``: weekly store revenue, 1-4 weeks ahead.
 
+The view is declared in ``raycore/features/declarations/store_sales_lags.yaml``;
+this module holds its feature table and the functions the declaration names.
+
 Feature table ``store_weekly_stats`` (entity ``store_id``, event time
 ``origin_week``): for every store and week, the latest four weekly revenues,
 the 13-week mean, the promotion weeks among those 13, and the revenue of the
@@ -29,9 +32,9 @@ import numpy as np
 import pandas as pd
 
 from raycore.features.table import AVAILABLE_AT, FeatureField, FeatureTable
-from raycore.features.view import AS_OF, FeatureView
+from raycore.features.view import AS_OF
 
-__all__ = ["MAX_HORIZON", "STORE_SALES_LAGS", "STORE_WEEKLY_STATS"]
+__all__ = ["MAX_HORIZON", "STORE_WEEKLY_STATS"]
 
 MAX_HORIZON = 4
 WINDOW = 13
@@ -275,22 +278,6 @@ def _label_rows(sales: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
-STORE_SALES_LAGS = FeatureView(
-    name="store_sales_lags",
-    version=3,
-    description="A seasonal fit's forecast of the target week relative to the 13-week mean, per store and week.",
-    entity=(FeatureField("store_id", "int", "Store id.", ge=1),),
-    request=(
-        FeatureField("week_start", "date", "Monday of the target week (1-4 weeks after origin_week)."),
-        FeatureField("on_promo", "int", "1 if a promotion is planned in the target week.", ge=0, le=1),
-    ),
-    tables=(STORE_WEEKLY_STATS,),
-    # The fit holds level, trend, season, holidays and promotion uplift; the booster maps its forecast
-    # (and the recent residual, fading with the horizon) to the MAPE-optimal ratio. The raw lags and
-    # calendar add nothing it can use on ~14k rows but noise (holdout MAPE 0.092 vs 0.103 with them).
-    feature_names=("horizon", "fit_ratio", "fit_resid_4"),
-    transform=_transform,
-    check=_check,
-    label_rows=_label_rows,
-    scale_column="rev_mean_13",
-)
+# The view itself is declared as data in raycore/features/declarations/store_sales_lags.yaml:
+# its entity, request inputs, this module's store_weekly_stats table, the model features and the
+# functions above (_transform, _check, _label_rows). Get it with get_feature_view("store_sales_lags").
