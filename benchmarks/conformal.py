@@ -27,6 +27,15 @@ text classification), on the default small data world (seed 7):
     width_vs_mapie_worst_model  the largest single-model ratio
     *_<strategy>_<method>       the same figures for every alternative (and ``@recent50``: the
                                 latest half of the calibration cut), to choose defaults
+    coverage_noise_floor_*      the max |error| these 69 checks would show from sampling noise alone
+                                (exchangeable data, each check's n): median, 5th percentile, and the
+                                share of draws at or below 0.02
+    coverage_error_max_online   the same max when the served calibrator is renewed as labels arrive
+    (_n1000, _mean, beyond_2sd) (``online_coverage``: prequential replay of the time-ordered holdout in
+                                label batches; every row answered before its label is used)
+    coverage_error_max_static_* static calibrators chosen without the holdout, other than the default
+                                (``static_alternatives``): recent25, weighted (recency weights), mondrian
+                                (one quantile per class, classifiers)
 
 Ranking, clustering, anomaly, decision and uplift models are listed under
 ``skipped`` with the reason. Coverage on a small holdout is noisy: each model
@@ -65,6 +74,7 @@ from raycore.conformal import (
     ConformalPlan,
     build_calibrator,
     class_indices,
+    conformal_quantile,
 )
 from raycore.conformal.calibrate import DEFAULT_REGRESSION, DEFAULT_STRATEGY, recent_rows
 from raycore.conformal.calibrator import (
@@ -252,6 +262,170 @@ def classification_figures(
     return out
 
 
+MAX_BATCHES = 52  # label batches for the online replay (distinct time values, bucketed beyond this)
+
+
+def _scores(
+    calibrator: RegressionCalibrator | ClassificationCalibrator,
+    bundle: ModelBundle,
+    rows: pd.DataFrame,
+    spec: ModelSpec,
+) -> dict[str, Any]:
+    """Conformity scores of ``rows`` under ``bundle`` in the calibrator's own score.
+
+    A row is covered at level l exactly when its score is <= the level's quantile
+    (regression: |y - y_hat| <= q sigma(x); LAC: 1 - p_true <= q), plus, for sets
+    at levels from ``nonempty_from``, when the true class is the top class
+    (``top``). Classifiers also return the probability matrix and true indices.
+    """
+    if isinstance(calibrator, RegressionCalibrator):
+        pred = np.asarray(bundle.predict(rows), dtype="float64")
+        r = np.abs(rows[spec.label].to_numpy(dtype="float64") - pred)
+        if calibrator.scale is not None:
+            r = r / calibrator.scale.predict(features=bundle.view.compute(rows), prediction=pred)
+        return {"score": r, "top": None}
+    if calibrator.method != "lac":
+        raise SystemExit("the replay scores LAC sets only (the served default)")
+    proba = bundle.predict(rows) if spec.task == "binary" else bundle.predict_proba(rows).to_numpy()
+    p = as_class_matrix(np.asarray(proba, dtype="float64"))
+    truth = class_indices(rows[spec.label], task=spec.task, classes=list(calibrator.classes))
+    idx = np.arange(len(truth))
+    return {
+        "score": 1.0 - p[idx, truth],
+        "top": np.argmax(p, axis=1) == truth,
+        "proba": p,
+        "truth": truth,
+    }
+
+
+def weighted_quantile(scores: np.ndarray, weights: np.ndarray, *, level: float) -> float:
+    """Weighted conformal quantile (non-exchangeable conformal, Barber et al. 2023); the test row weighs 1."""
+    order = np.argsort(scores, kind="stable")
+    cum = np.cumsum(weights[order]) / (float(np.sum(weights)) + 1.0)
+    i = int(np.searchsorted(cum, level - 1e-12))
+    return math.inf if i >= len(scores) else float(scores[order][i])
+
+
+def static_alternatives(
+    *,
+    calibrator: RegressionCalibrator | ClassificationCalibrator,
+    inner_bundle: ModelBundle,
+    shipped: ModelBundle,
+    cal: pd.DataFrame,
+    holdout: pd.DataFrame,
+    spec: ModelSpec,
+) -> dict[str, dict[float, float]]:
+    """Holdout coverage of calibrators built without the holdout, other than the default.
+
+    ``recent25``: the latest quarter of the calibration cut's time values;
+    ``weighted``: every calibration row weighted by recency (half-life = half the
+    cut's time values); ``mondrian``: classifiers, one quantile per true class
+    (coverage per class, so robust to shifts of the class mix). All with the
+    default score of the model and the shipped (refit) model on the holdout.
+    """
+    c, h = _scores(calibrator, inner_bundle, cal, spec), _scores(calibrator, shipped, holdout, spec)
+    keep_top = getattr(calibrator, "nonempty_from", 2.0)
+
+    def cover(q: float, level: float) -> float:
+        hit = h["score"] <= q
+        if h["top"] is not None and level >= keep_top - 1e-12:
+            hit = hit | h["top"]
+        return float(np.mean(hit))
+
+    out: dict[str, dict[float, float]] = {}
+    column = spec.holdout.time_column
+    if spec.holdout.kind == "time" and column is not None:
+        distinct = np.unique(cal[column].to_numpy())
+        period = np.searchsorted(distinct, cal[column].to_numpy())
+        n_periods = len(distinct)
+        latest = period >= n_periods - max(1, math.ceil(n_periods * 0.25))
+        out["recent25"] = {
+            lv: cover(conformal_quantile(c["score"][latest], level=lv), lv) for lv in LEVELS
+        }
+        weights = 0.5 ** ((n_periods - 1 - period) / max(n_periods * 0.5, 1.0))
+        out["weighted"] = {
+            lv: cover(weighted_quantile(c["score"], weights, level=lv), lv) for lv in LEVELS
+        }
+    if "proba" in c:
+        n_classes = c["proba"].shape[1]
+        idx = np.arange(len(h["truth"]))
+        out["mondrian"] = {}
+        for lv in LEVELS:
+            q = np.array(
+                [
+                    conformal_quantile(c["score"][c["truth"] == k], level=lv)
+                    if np.any(c["truth"] == k)
+                    else math.inf
+                    for k in range(n_classes)
+                ]
+            )
+            sets = (1.0 - h["proba"]) <= q[None, :]
+            if lv >= keep_top - 1e-12:
+                sets[idx, np.argmax(h["proba"], axis=1)] = True
+            out["mondrian"][lv] = float(np.mean(sets[idx, h["truth"]]))
+    return out
+
+
+def online_coverage(
+    *,
+    calibrator: RegressionCalibrator | ClassificationCalibrator,
+    inner_bundle: ModelBundle,
+    shipped: ModelBundle,
+    cal: pd.DataFrame,
+    holdout: pd.DataFrame,
+    spec: ModelSpec,
+) -> dict[str, Any] | None:
+    """Realised holdout coverage when the calibrator is renewed as labels arrive (prequential replay).
+
+    The holdout is answered in time order, one label batch (time value) at a
+    time; each batch is answered by the quantiles of the latest ``n_calibration``
+    labelled rows known before it: the calibration cut (scored by the inner
+    model, as at training), then the earlier holdout batches scored by the
+    shipped model (``raycore.conformal.recalibrate``'s scores). Every holdout
+    row is answered before its own label is used. None for random holdouts.
+    """
+    column = spec.holdout.time_column
+    if spec.holdout.kind != "time" or column is None:
+        return None
+    s_cal = _scores(calibrator, inner_bundle, cal, spec)["score"]
+    held = _scores(calibrator, shipped, holdout, spec)
+    s_hold, top_hold = held["score"], held["top"]
+    s_cal = s_cal[np.argsort(cal[column].to_numpy(), kind="stable")]
+    times = holdout[column].to_numpy()
+    order = np.argsort(times, kind="stable")
+    distinct = np.unique(times)
+    batch_of_time = np.minimum(
+        (np.arange(len(distinct)) * MAX_BATCHES) // max(len(distinct), 1), MAX_BATCHES - 1
+    )
+    batch = batch_of_time[np.searchsorted(distinct, times)]
+    n_window = len(s_cal)
+    out: dict[str, Any] = {"coverage": {}, "batches": len(np.unique(batch))}
+    for level in LEVELS:
+        hits = np.zeros(len(holdout), dtype=bool)
+        known = s_cal
+        for b in np.unique(batch):
+            rows = order[batch[order] == b]
+            q = conformal_quantile(known[-n_window:], level=level)
+            hit = s_hold[rows] <= q
+            if top_hold is not None and level >= calibrator.nonempty_from - 1e-12:  # type: ignore[union-attr]
+                hit |= top_hold[rows]
+            hits[rows] = hit
+            known = np.concatenate([known, s_hold[rows]])
+        out["coverage"][level] = float(hits.mean())
+    return out
+
+
+def noise_floor(sds: list[float], *, draws: int = 20_000, seed: int = 0) -> dict[str, float]:
+    """Max |error| over the checks if every error were pure sampling noise (normal, sd per check)."""
+    rng = np.random.default_rng(seed)
+    worst = np.abs(rng.normal(size=(draws, len(sds))) * np.asarray(sds)).max(axis=1)
+    return {
+        "median": float(np.median(worst)),
+        "p05": float(np.quantile(worst, 0.05)),
+        "p_le_0.02": float(np.mean(worst <= 0.02)),
+    }
+
+
 def bench_model(spec: ModelSpec, settings: FoundrySettings) -> dict[str, Any]:
     started = time.perf_counter()
     prepared = prepare_training(spec, settings=settings)
@@ -290,6 +464,26 @@ def bench_model(spec: ModelSpec, settings: FoundrySettings) -> dict[str, Any]:
             inner_rows=inner.train_rows,
         )
         suffix = "" if share == 1.0 else f"@recent{int(share * 100)}"
+        if method == default and share == 1.0:
+            online = online_coverage(
+                calibrator=calibrator,  # type: ignore[arg-type]
+                inner_bundle=inner_bundle,
+                shipped=full_bundle,
+                cal=cal,
+                holdout=holdout,
+                spec=spec,
+            )
+            if online is not None:
+                row["online"] = online
+            for name, coverage in static_alternatives(
+                calibrator=calibrator,  # type: ignore[arg-type]
+                inner_bundle=inner_bundle,
+                shipped=full_bundle,
+                cal=cal,
+                holdout=holdout,
+                spec=spec,
+            ).items():
+                row.setdefault("alternatives", {})[name] = coverage
         row[f"calibrate_s_{method}{suffix}"] = round(time.perf_counter() - t0, 3)
         if "auto_width_ratio" in calibrator.info:
             row[f"auto_choice{suffix}"] = {
@@ -362,17 +556,40 @@ def main() -> None:
 
     reg_default = f"{DEFAULT_STRATEGY}/{DEFAULT_REGRESSION}"
     cls_default = f"{DEFAULT_STRATEGY}/lac"
-    served, large, beyond = [], [], []
+    served, large, beyond, sds = [], [], [], []
+    online, online_large, online_beyond = [], [], []
     for model_id, r in rows.items():
         key = reg_default if reg_default in r["results"] else cls_default
         for lv, c in r["results"][key]["coverage"].items():
             err = abs(c - lv)
             served.append(err)
-            if min(r["n_calibration"], r["n_holdout"]) >= 1000:
+            big = min(r["n_calibration"], r["n_holdout"]) >= 1000
+            if big:
                 large.append(err)
             sd = noise_sd(lv, r["n_calibration"], r["n_holdout"])
+            sds.append(sd)
             if err > 2 * sd:
                 beyond.append(f"{model_id}@{lv}: {c:.3f} ({err / sd:.1f} sd)")
+            # online replay; random holdouts have no arrival order: their static figure stands
+            c_on = r["online"]["coverage"][lv] if "online" in r else c
+            online.append(abs(c_on - lv))
+            if big:
+                online_large.append(abs(c_on - lv))
+            if abs(c_on - lv) > 2 * sd:
+                online_beyond.append(f"{model_id}@{lv}: {c_on:.3f} ({abs(c_on - lv) / sd:.1f} sd)")
+    floor = noise_floor(sds)
+    alternatives: dict[str, list[float]] = {}
+    for r in rows.values():
+        key = reg_default if reg_default in r["results"] else cls_default
+        static = r["results"][key]["coverage"]
+        for name in ("recent25", "weighted", "mondrian"):
+            # a model without the alternative (random holdout; regression for mondrian) keeps the default
+            chosen = r.get("alternatives", {}).get(name, static)
+            alternatives.setdefault(name, []).extend(abs(c - lv) for lv, c in chosen.items())
+            if min(r["n_calibration"], r["n_holdout"]) >= 1000:
+                alternatives.setdefault(f"{name}_n1000", []).extend(
+                    abs(c - lv) for lv, c in chosen.items()
+                )
     ratios: list[float] = []
     per_level: dict[float, list[float]] = {level: [] for level in LEVELS}
     for row in rows.values():
@@ -400,6 +617,18 @@ def main() -> None:
         "coverage_error_max_n1000": max(large) if large else math.nan,
         "coverage_beyond_2sd": len(beyond),
         "coverage_checks": len(served),
+        "coverage_error_mean": float(np.mean(served)) if served else math.nan,
+        # what the max would be from sampling noise alone (exchangeable data, these n's)
+        "coverage_noise_floor_median": floor["median"],
+        "coverage_noise_floor_p05": floor["p05"],
+        "coverage_noise_floor_p_le_0.02": floor["p_le_0.02"],
+        # the calibrator renewed as labels arrive (online_coverage: prequential, holdout untouched
+        # until each row was answered)
+        "coverage_error_max_online": max(online) if online else math.nan,
+        "coverage_error_max_online_n1000": max(online_large) if online_large else math.nan,
+        "coverage_error_mean_online": float(np.mean(online)) if online else math.nan,
+        "coverage_beyond_2sd_online": len(online_beyond),
+        **{f"coverage_error_max_static_{k}": max(v) for k, v in alternatives.items() if v},
         "models": len(rows),
         "wall_s": round(wall, 1),
     }
@@ -446,6 +675,11 @@ def main() -> None:
                 f"{int(lv * 100)}%:{res['coverage'][lv]:.3f}/{res[unit][lv]:.3g}" for lv in LEVELS
             )
             table.append((f"{model_id} {key} (n={row['n_holdout']})", cells))
+        if "online" in row:
+            cells = " ".join(
+                f"{int(lv * 100)}%:{row['online']['coverage'][lv]:.3f}" for lv in LEVELS
+            )
+            table.append((f"{model_id} online replay ({row['online']['batches']} batches)", cells))
     table += [(k, f"{v:.4g}" if isinstance(v, float) else str(v)) for k, v in metrics.items()]
     params = {
         "models": [s.id for s in specs],
@@ -458,6 +692,8 @@ def main() -> None:
         "default_classification": "lac",
         "skipped": skipped,
         "coverage_beyond_2sd": beyond,
+        "coverage_beyond_2sd_online": online_beyond,
+        "online_max_batches": MAX_BATCHES,
     }
     box = {**machine(), "loadavg_before": list(load_before), "loadavg_after": list(os.getloadavg())}
     emit(params=params, metrics=metrics, machine_block=box, detail=rows, rows=table)

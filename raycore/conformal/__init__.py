@@ -19,6 +19,13 @@ row no class fits (``decide`` sends it to review). Levels default to
 The choices and their measured figures: ``raycore.conformal.calibrate`` and
 ``benchmarks/conformal.py``.
 
+Online: ``track_coverage`` recomputes the served intervals/sets of a version's
+logged answers, joins the late labels and judges realised coverage per level
+against the spec's ``coverage_tolerance`` (the drift monitor reports it as a
+``coverage`` block and alerts); ``recalibrate`` registers the version again
+with a calibrator from fresh labelled rows (no retraining), moves its aliases
+and audits it (``foundry conformal status|recalibrate``).
+
 Example:
     >>> import numpy as np
     >>> cal = ClassificationCalibrator.from_probabilities(
@@ -44,7 +51,9 @@ from raycore.conformal.calibrator import (
     RegressionCalibrator,
     load_calibrator,
 )
+from raycore.conformal.online import CoverageReport, assess_coverage, coverage_hits, track_coverage
 from raycore.conformal.policy import AUTO, REVIEW, decide
+from raycore.conformal.recalibrate import Recalibration, new_calibrator, recalibrate
 from raycore.conformal.scale import ScaleModel
 from raycore.conformal.scores import ConformalError, conformal_quantile
 
@@ -58,13 +67,20 @@ __all__ = [
     "ClassificationCalibrator",
     "ConformalError",
     "ConformalPlan",
+    "CoverageReport",
+    "Recalibration",
     "RegressionCalibrator",
     "ScaleModel",
+    "assess_coverage",
     "build_calibrator",
     "class_indices",
     "conformal_quantile",
+    "coverage_hits",
     "decide",
     "fit_calibrated",
     "load_calibrator",
+    "new_calibrator",
     "plan_for",
+    "recalibrate",
+    "track_coverage",
 ]

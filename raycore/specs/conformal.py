@@ -112,6 +112,20 @@ class ConformalSpec(FrozenSpec):
     policy: DecisionPolicySpec | None = Field(
         default=None, description="Confidence-aware automation thresholds (optional)."
     )
+    coverage_tolerance: float = Field(
+        default=0.03,
+        gt=0.0,
+        lt=0.5,
+        description=(
+            "Online coverage: realised coverage further than this from a level (and beyond twice its "
+            "sampling noise) is out of tolerance and alerts."
+        ),
+    )
+    min_labelled: int = Field(
+        default=100,
+        ge=10,
+        description="Online coverage is judged (and a recalibration allowed) from this many labelled answers on.",
+    )
 
     @field_validator("levels")
     @classmethod
