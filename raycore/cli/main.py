@@ -25,7 +25,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from raycore.cli.conformal_cmds import conformal_app
 from raycore.cli.data_cmds import data_app
+from raycore.cli.demo_cmd import demo_app
 from raycore.cli.explain_cmd import explain
 from raycore.cli.monitor_cmds import monitor_app
 from raycore.cli.registry_cmds import registry_app
@@ -50,6 +52,8 @@ app.add_typer(monitor_app, name="monitor")
 app.add_typer(traffic_app, name="traffic")
 app.add_typer(keys_app, name="keys")
 app.add_typer(threshold_app, name="threshold")
+app.add_typer(demo_app, name="demo")
+app.add_typer(conformal_app, name="conformal")
 app.command("explain")(explain)
 app.command("tune")(tune)
 app.command("retrain")(retrain)
@@ -316,8 +320,16 @@ def serve(
         None, help="Models to serve (default: every model with a champion)."
     ),
     port: int = typer.Option(None, help="HTTP port (default 8000 or FOUNDRY_SERVE_PORT)."),
+    controller: bool = typer.Option(
+        False,
+        "--controller",
+        help="Start the retrain controller actor (it starts anyway when a catalog model has retrain.auto: true).",
+    ),
+    demo: bool = typer.Option(
+        False, "--demo", help="Controller in demo mode: cooldowns of retrain.demo_cooldown_s seconds."
+    ),
 ) -> None:
-    """Serve models at their champion version until Ctrl-C."""
+    """Serve models at their champion version until Ctrl-C (and keep them healthy: the retrain controller)."""
     from raycore.serving.runner import start_serving
 
     settings = _settings(port)
@@ -331,9 +343,16 @@ def serve(
         raise ConfigurationError(
             "no model has a champion yet", hint="run `foundry train mdl-001` or `foundry up`"
         )
+    automated = [s.name for s in catalog if s.retrain.auto]
     with steps() as step:
         step(f"starting Ray Serve with {', '.join(names)}")
         endpoint = start_serving(settings=settings, models=names)
+        if controller or automated:
+            from raycore.retraining import controller_actor
+
+            why = f"retrain.auto on {', '.join(automated)}" if automated else "--controller"
+            step(f"starting the retrain controller actor ({why}{', demo mode' if demo else ''})")
+            controller_actor(settings, demo=demo, interval_s=5.0)
     console.print(f"serving at [bold]{endpoint}[/] — press Ctrl-C to stop")
     _block_until_interrupt()
 

@@ -70,6 +70,18 @@ def check(
             if result.metric_drop is not None
             else f"live {spec.gate.metric}: {result.live_metric} on {result.live_n} labelled rows"
         )
+    est = result.estimated
+    if est:
+        console.print(
+            f"estimated {est['metric']} without labels {est['estimated']:.4f} on {est['rows']} answers "
+            f"(holdout, estimated alike: {est['reference']:.4f}; drop {est['estimated_drop']:+.1%})"
+        )
+    cov = result.coverage or {}
+    if cov.get("levels"):
+        realised = ", ".join(
+            f"{lv['level']:.0%} {lv['realised']:.3f}" for lv in cov["levels"] if lv["realised"] is not None
+        )
+        console.print(f"conformal coverage {cov['status']} (n={cov['n_labelled']}): {realised}")
     console.print(f"report: {result.evidently_html or result.report_dir}")
 
 

@@ -10,7 +10,13 @@ A check:
 3. runs the fast check (``check_drift``) against the reference profile stored
    with the version at training time (MLflow run artifact ``reference_profile``);
 4. with labels that have arrived, measures the live metric and its drop
-   against the holdout metric the version was registered with;
+   against the holdout metric the version was registered with, and the
+   realised conformal coverage per level (``raycore.conformal.online``: a
+   ``coverage`` block; out of tolerance raises the severity to MEDIUM/HIGH);
+   for a binary classifier, before and after labels, a label-free estimate of
+   the gate metric against the same estimate on the holdout
+   (``raycore.monitoring.estimation``: an ``estimated`` block, reported, not
+   graded: it cannot see a concept change);
 5. grades the severity (``SeverityConfig`` from the catalog's ``monitoring:``)
    and writes ``drift.json`` (and, when asked, Evidently's HTML + JSON) under
    ``$FOUNDRY_HOME/monitoring/<model>/<check id>/``, updates ``latest.json``,
@@ -36,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from raycore.errors import DataError, RegistryError
+from raycore.errors import DataError, RaycoreError, RegistryError
 from raycore.monitoring.drift import check_drift
 from raycore.monitoring.reference import ReferenceProfile
 from raycore.settings import FoundrySettings
@@ -71,6 +77,10 @@ class CheckResult:
     evidently_html: str | None = None
     evidently_drifted: list[str] = field(default_factory=list)
     alerted: bool = False
+    estimated: dict[str, Any] | None = None  # label-free estimate of the gate metric (binary models)
+    # Online conformal coverage of the window's labelled answers (raycore.conformal.online);
+    # None when the version has no calibrator.
+    coverage: dict[str, Any] | None = None
 
 
 def _rel_drop(op: str, holdout: float, live: float) -> float:
@@ -179,12 +189,24 @@ class DriftMonitor:
         )
         live_n, live_value, holdout, drop = self._performance(version, rows)
         severity = report.severity(
-            SeverityConfig.from_monitoring(self.spec.monitoring), metric_drop=drop
+            SeverityConfig.from_monitoring(self.spec.monitoring),
+            # a live metric better than the holdout's is no drop (severity takes drops >= 0)
+            metric_drop=None if drop is None else max(drop, 0.0),
         )
+        estimated = self._estimate(profile, predictions)
+        coverage = self._coverage(version, rows, since=since, until=until)
+        if coverage is not None and coverage.get("status") == "out_of_tolerance":
+            severity = max(severity, Severity(coverage["severity"]))
         check_id = f"{pd.Timestamp.now(tz='UTC').strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
         folder = self.folder / check_id
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "drift.json").write_text(json.dumps(report.to_dict(), indent=1, default=str))
+        (folder / "drift.json").write_text(
+            json.dumps(
+                {**report.to_dict(), "coverage": coverage, "estimated": estimated},
+                indent=1,
+                default=str,
+            )
+        )
         evid_html, evid_cols = None, []
         if evidently:
             from raycore.monitoring.evidently_report import evidently_report_for_profile
@@ -217,12 +239,58 @@ class DriftMonitor:
             evidently_html=evid_html,
             evidently_drifted=evid_cols,
             alerted=severity >= Severity.MEDIUM,
+            coverage=coverage,
+            estimated=estimated,
         )
         (folder / "result.json").write_text(json.dumps(asdict(result), indent=1, default=str))
         (self.folder / "latest.json").write_text(json.dumps(asdict(result), indent=1, default=str))
         if result.alerted:
             self._alert(result)
         return result
+
+    def _estimate(self, profile: ReferenceProfile, predictions: np.ndarray) -> dict[str, Any] | None:
+        """Label-free estimate of the gate metric on the window vs the holdout (binary models only)."""
+        from raycore.monitoring.estimation import estimate_performance
+        from raycore.monitoring.reference import PREDICTION
+
+        if self.spec.task != "binary" or PREDICTION not in profile.sample.columns:
+            return None
+        threshold = self.spec.threshold.default if self.spec.threshold is not None else 0.5
+        try:
+            live = np.asarray(predictions, dtype="float64")
+            reference = profile.sample[PREDICTION].to_numpy(dtype="float64")
+        except (TypeError, ValueError):
+            return None
+        found = estimate_performance(
+            metric=self.spec.gate.metric,
+            higher_is_better=self.spec.gate.op in (">=", ">"),
+            live_proba=live[np.isfinite(live)],
+            reference_proba=reference[np.isfinite(reference)],
+            threshold=threshold,
+        )
+        return None if found is None else found.to_dict()
+
+    def _coverage(
+        self, version: str, rows: pd.DataFrame, *, since: Any, until: Any
+    ) -> dict[str, Any] | None:
+        """Realised conformal coverage per level of the window's labelled answers (None: no calibrator)."""
+        from raycore.conformal.online import track_coverage
+
+        bundle = self._bundle(version)
+        if bundle.calibrator is None:
+            return None
+        try:
+            return track_coverage(
+                settings=self.settings,
+                spec=self.spec,
+                version=version,
+                bundle=bundle,
+                since=since,
+                until=until,
+                log_rows=rows,
+            ).to_dict()
+        except RaycoreError as exc:  # coverage must not cost the drift check; the block says why
+            return {"status": "error", "severity": "NONE", "error": str(exc)}
 
     def _performance(
         self, version: str, rows: pd.DataFrame

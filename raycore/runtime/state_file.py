@@ -39,11 +39,16 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fd.fileno(), fcntl.LOCK_UN)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` through a temp file and a rename (fsync'd)."""
+def write_json_atomic(path: Path, data: Any, *, mode: int | None = None) -> None:
+    """Write ``data`` as JSON to ``path`` through a temp file and a rename (fsync'd).
+
+    ``mode`` (e.g. ``0o600`` for a file of secrets' hashes) is set before any byte is written.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        if mode is not None:
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, sort_keys=True, indent=1)
             fh.flush()

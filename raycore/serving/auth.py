@@ -24,14 +24,12 @@ Example:
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import hmac
 import ipaddress
 import json
 import os
 import secrets
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -39,6 +37,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from raycore.errors import ConfigurationError, ServingError
+from raycore.runtime.state_file import file_lock, write_json_atomic
 
 __all__ = [
     "KEYS_FILE",
@@ -236,27 +235,11 @@ def create_key(*, home: Path, scope: Scope, label: str = "") -> tuple[str, KeyRe
         label=label,
     )
     path = Path(home) / KEYS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
     # Two `foundry keys create` at once must both land: read-append-replace under a file lock.
-    with open(path.with_suffix(".lock"), "a+") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        _append_record(path, record)
+    with file_lock(path.with_suffix(".lock")):
+        records = [*_read_records(path), record]
+        write_json_atomic(path, {"keys": [r.__dict__ for r in records]}, mode=0o600)
     return key, record
-
-
-def _append_record(path: Path, record: KeyRecord) -> None:
-    records = [*_read_records(path), record]
-    fd, tmp = tempfile.mkstemp(prefix=f".{KEYS_FILE}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"keys": [r.__dict__ for r in records]}, fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def list_keys(*, home: Path) -> list[KeyRecord]:
