@@ -61,7 +61,9 @@ def retrain(
     reason: str = typer.Option("manual retrain", "--reason", help="Why (kept in the audit log)."),
     status: bool = typer.Option(False, "--status", help="Show every model's retrain stage."),
     tick: bool = typer.Option(
-        False, "--tick", help="Advance live tests and rollback windows once."
+        False,
+        "--tick",
+        help="Advance live tests and rollback windows once, and check the automated models' new answers.",
     ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -71,7 +73,7 @@ def retrain(
     settings = FoundrySettings.load()
     controller = _controller(settings)
     if tick:
-        events = controller.tick()
+        events = controller.tick() + controller.watch()
         if as_json:
             print(json.dumps(events, default=str))
         for event in [] if as_json else events:

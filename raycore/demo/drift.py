@@ -315,7 +315,8 @@ class _Scenario(DetectionSteps, RetrainSteps):
                 f"a retrain controller actor ({NAMESPACE}/{CONTROLLER_NAME}) already runs on this Ray",
                 hint="the demo starts its own; run it on a Ray without a foundry controller",
             )
-        self.actor = controller_actor(self.settings, demo=True, interval_s=1.0)
+        # The demo runs the monitor's checks itself, window by window, and submits what they find.
+        self.actor = controller_actor(self.settings, demo=True, interval_s=1.0, watch=False)
         listed = ray.util.list_named_actors(all_namespaces=True)
         named = {"name": CONTROLLER_NAME, "namespace": NAMESPACE} in listed
         states = ray.get(self.actor.status.remote())

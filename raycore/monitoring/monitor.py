@@ -44,6 +44,7 @@ import pandas as pd
 
 from raycore.errors import DataError, RaycoreError, RegistryError
 from raycore.monitoring.drift import check_drift
+from raycore.monitoring.metrics import record_drift_severity
 from raycore.monitoring.reference import ReferenceProfile
 from raycore.settings import FoundrySettings
 from raycore.specs import ModelSpec
@@ -242,6 +243,7 @@ class DriftMonitor:
             coverage=coverage,
             estimated=estimated,
         )
+        record_drift_severity(model=self.spec.name, severity=result.severity)
         (folder / "result.json").write_text(json.dumps(asdict(result), indent=1, default=str))
         (self.folder / "latest.json").write_text(json.dumps(asdict(result), indent=1, default=str))
         if result.alerted:

@@ -31,6 +31,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from raycore.errors import RegistryError
+from raycore.monitoring.metrics import record_alias_change
 from raycore.registry.audit import AuditLog, default_actor
 from raycore.registry.bundle import ModelBundle
 from raycore.registry.pyfunc import BUNDLE_ARTIFACT
@@ -229,6 +230,7 @@ class ModelStore:
                 reason=reason,
                 evidence=evidence,
             )
+        record_alias_change(model=name, alias=alias)
         return previous
 
     def remove_alias(
@@ -249,6 +251,7 @@ class ModelStore:
                 actor=actor or default_actor(),
                 reason=reason,
             )
+        record_alias_change(model=name, alias=alias)
         return previous
 
     def _require_version(self, name: str, version: str) -> None:

@@ -38,10 +38,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from raycore.errors import RaycoreError, RegistryError
+from raycore.monitoring.metrics import record_retrain
 from raycore.retraining.evidence import live_metric, relative_change, shadow_comparison
 from raycore.retraining.job import RetrainResult, run_retrain
 from raycore.retraining.policy import RetrainHistory, Trigger, cadence_due, judge
 from raycore.retraining.state import ModelRetrainState, RetrainStateStore, parse_time, utc_now
+from raycore.runtime.state_file import read_json, write_json_atomic
 from raycore.settings import FoundrySettings
 from raycore.specs import ModelSpec
 from raycore.specs.monitoring import Severity
@@ -50,6 +52,7 @@ __all__ = ["CONTROLLER_NAME", "NAMESPACE", "RetrainController", "controller_acto
 
 log = logging.getLogger(__name__)
 CONTROLLER_NAME = "foundry-retrain-controller"
+WATCH_FILE = "watch.json"  # per model under monitoring/: the end of the last window the controller checked
 NAMESPACE = "foundry"
 
 
@@ -285,6 +288,7 @@ class RetrainController:
                 self.states.put(
                     state.replace(job_id=None if state.stage == "idle" else state.job_id)
                 )
+            record_retrain(model=model, outcome=str(result["stage"]))
             events.append(
                 {
                     "model": model,
@@ -464,6 +468,60 @@ class RetrainController:
             )
         return out
 
+    def watch(self) -> list[dict[str, Any]]:
+        """Check each automated model's answers since its last check; HIGH and worse trigger a retrain.
+
+        The controller is the one supervisor of the monitors: per model with
+        ``retrain.auto`` and a champion, every ``monitoring.check_every_s``
+        (each tick in demo mode) it runs ``DriftMonitor.check`` over the
+        prediction-log window since the previous check and submits what it
+        found — ``performance`` when labelled answers show the metric drop,
+        ``drift`` otherwise — through the same safeguards as any trigger.
+        """
+        from raycore.feedback import count_labels_since
+        from raycore.monitoring.monitor import DriftMonitor
+
+        out: list[dict[str, Any]] = []
+        for spec in self._catalog():
+            if not spec.retrain.auto or self.store.alias_version(spec.name, "champion") is None:
+                continue
+            marks = self.settings.home / "monitoring" / spec.name / WATCH_FILE
+            previous = read_json(marks) or {}
+            since = parse_time(previous.get("until"))
+            now = utc_now()
+            due = self.demo or since is None or (now - since).total_seconds() >= spec.monitoring.check_every_s
+            if not due:
+                continue
+            try:
+                result = DriftMonitor(settings=self.settings, spec=spec).check(
+                    since=None if since is None else since.isoformat(), until=now.isoformat()
+                )
+            except RaycoreError as exc:  # no new answers yet, or a model without a reference
+                out.append({"model": spec.name, "event": "watch_skipped", "reason": exc.message})
+                write_json_atomic(marks, {"until": now.isoformat()})
+                continue
+            write_json_atomic(marks, {"until": now.isoformat(), "check_id": result.check_id})
+            event = {"model": spec.name, "event": "checked", "check_id": result.check_id,
+                     "severity": result.severity}  # fmt: skip
+            if Severity(result.severity) >= Severity.HIGH:
+                dropped = result.metric_drop is not None and result.metric_drop > 0
+                state = self.states.get(spec.name)
+                last = parse_time(state.last_started_at) or self._registered_at(spec)
+                labels = count_labels_since(home=self.settings.home, model=spec.name, since=last)
+                found = (
+                    f"live {spec.gate.metric} dropped {result.metric_drop:.1%}" if dropped
+                    else f"drifted: {', '.join(result.drifted_features) or 'predictions'}"
+                )  # fmt: skip
+                event["submitted"] = self.submit(
+                    spec.id,
+                    kind="performance" if dropped else "drift",
+                    severity=result.severity,
+                    new_labels=labels,
+                    detail=f"check {result.check_id}: {found}",
+                )
+            out.append(event)
+        return out
+
     def _registered_at(self, spec: ModelSpec) -> datetime | None:
         try:
             versions = self.store.versions(spec.name)
@@ -489,8 +547,10 @@ class RetrainController:
         model = job_id.rsplit("-", 2)[0]
         return None if job_id in self.jobs else asdict(self.states.get(model))
 
-    def run_forever(self, *, interval_s: float = 5.0, schedule: bool = True) -> None:
-        """Start the background loop (actor mode)."""
+    def run_forever(
+        self, *, interval_s: float = 5.0, schedule: bool = True, watch: bool = True
+    ) -> None:
+        """Start the background loop (actor mode); ``watch`` runs the drift checks (``watch()``)."""
         if self._loop is not None:
             return
 
@@ -500,6 +560,8 @@ class RetrainController:
                     self.tick()
                     if schedule:
                         self.scheduled()
+                    if watch:
+                        self.watch()
                 except Exception:  # keep the controller alive; the next tick retries
                     log.exception("retrain controller tick failed")
 
@@ -511,7 +573,7 @@ class RetrainController:
 
 
 def controller_actor(
-    settings: FoundrySettings, *, demo: bool = False, interval_s: float = 5.0
+    settings: FoundrySettings, *, demo: bool = False, interval_s: float = 5.0, watch: bool = True
 ) -> Any:
     """The named, detached controller actor of this foundry (created on first use)."""
     import ray
@@ -537,5 +599,5 @@ def controller_actor(
         catalog_dir=str(settings.catalog_dir) if settings.catalog_dir else None,
         demo=demo,
     )
-    ray.get(handle.run_forever.remote(interval_s=interval_s))
+    ray.get(handle.run_forever.remote(interval_s=interval_s, watch=watch))
     return handle

@@ -275,6 +275,12 @@ class MonitoringSpec(FrozenSpec):
         default_factory=DriftConfig,
         description="Per-feature drift rule (raycore.monitoring.check_drift).",
     )
+    check_every_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How often the retrain controller checks an automated model's new answers "
+        "(demo mode: every tick).",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> MonitoringSpec:
