@@ -445,24 +445,21 @@ class RetrainController:
 
     def scheduled(self) -> list[dict[str, Any]]:
         """Raise a scheduled trigger for every automated model whose cadence is due."""
-        from raycore.feedback import count_labels_since
-
         out = []
         for spec in self._catalog():
             if not spec.retrain.auto:
                 continue
             state = self.states.get(spec.name)
-            last = parse_time(state.last_started_at) or self._registered_at(spec)
+            last = self._last_trained(spec)
             if state.stage != "idle" or not cadence_due(
                 spec.retrain.cadence, last_trained_at=last, now=utc_now()
             ):
                 continue
-            labels = count_labels_since(home=self.settings.home, model=spec.name, since=last)
             out.append(
                 self.submit(
                     spec.id,
                     kind="scheduled",
-                    new_labels=labels,
+                    new_labels=self._new_labels(spec, since=last),
                     detail=f"{spec.retrain.cadence} cadence is due",
                 )
             )
@@ -478,7 +475,6 @@ class RetrainController:
         found — ``performance`` when labelled answers show the metric drop,
         ``drift`` otherwise — through the same safeguards as any trigger.
         """
-        from raycore.feedback import count_labels_since
         from raycore.monitoring.monitor import DriftMonitor
 
         out: list[dict[str, Any]] = []
@@ -505,9 +501,6 @@ class RetrainController:
                      "severity": result.severity}  # fmt: skip
             if Severity(result.severity) >= Severity.HIGH:
                 dropped = result.metric_drop is not None and result.metric_drop > 0
-                state = self.states.get(spec.name)
-                last = parse_time(state.last_started_at) or self._registered_at(spec)
-                labels = count_labels_since(home=self.settings.home, model=spec.name, since=last)
                 found = (
                     f"live {spec.gate.metric} dropped {result.metric_drop:.1%}" if dropped
                     else f"drifted: {', '.join(result.drifted_features) or 'predictions'}"
@@ -516,11 +509,21 @@ class RetrainController:
                     spec.id,
                     kind="performance" if dropped else "drift",
                     severity=result.severity,
-                    new_labels=labels,
+                    new_labels=self._new_labels(spec, since=self._last_trained(spec)),
                     detail=f"check {result.check_id}: {found}",
                 )
             out.append(event)
         return out
+
+    def _last_trained(self, spec: ModelSpec) -> datetime | None:
+        """When the model last started a retrain, else when its champion was registered."""
+        return parse_time(self.states.get(spec.name).last_started_at) or self._registered_at(spec)
+
+    def _new_labels(self, spec: ModelSpec, *, since: datetime | None) -> int:
+        """Labelled answers that came back since ``since`` (the min_new_labels safeguard's count)."""
+        from raycore.feedback import count_labels_since
+
+        return count_labels_since(home=self.settings.home, model=spec.name, since=since)
 
     def _registered_at(self, spec: ModelSpec) -> datetime | None:
         try:

@@ -82,6 +82,7 @@ def test_watch_checks_new_answers_and_submits_what_it_finds(
     assert marks["check_id"] == event["check_id"]
 
     assert controller.watch() == []  # the next check is due in monitoring.check_every_s
+    assert controller.scheduled() == []  # the monthly cadence counts from the champion registered just now
 
     # What the dashboard shows: the severity gauge and the registration's alias change, from Ray's exporter.
     import time
