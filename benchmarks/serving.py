@@ -59,6 +59,9 @@ ATTEMPTS: dict[str, tuple[dict[str, str], dict[str, Any], dict[str, Any]]] = {
     "ingress": ({}, {}, {}),
     "ingress_throughput_opt": ({"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}, {}, {}),
     "ingress_haproxy": ({"RAY_SERVE_ENABLE_HA_PROXY": "1"}, {}, {}),
+    # The ingress replica's own uvicorn, addressed directly (no proxy hop; what a load balancer
+    # in front of the replicas would do).
+    "ingress_direct": ({"RAY_SERVE_ENABLE_DIRECT_INGRESS": "1"}, {}, {}),
     "ingress_haproxy_throughput_opt": (
         {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}, {}, {},
     ),
@@ -70,6 +73,7 @@ ATTEMPTS: dict[str, tuple[dict[str, str], dict[str, Any], dict[str, Any]]] = {
 QUICK = ["ingress"]
 DEFAULT = [
     "ingress",
+    "ingress_direct",
     "ingress_haproxy",
     "deployment_hop",
     "multiplexed_hop",
@@ -267,10 +271,29 @@ def serve_server(home: Path, port: int, attempt: str, tracking_uri: str) -> None
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_app(args), name="foundry", route_prefix="/")
     wait_ready(f"http://127.0.0.1:{port}", timeout_s=120)
-    print("READY", flush=True)
+    print(f"READY {_direct_port(port) or port}", flush=True)
     sys.stdin.read()  # until the parent closes our stdin
     serve.shutdown()
     ray.shutdown()
+
+
+def _direct_port(proxy_port: int) -> int | None:
+    """With direct ingress on, the HTTP port of the ingress replica itself (else None)."""
+    if os.environ.get("RAY_SERVE_ENABLE_DIRECT_INGRESS") != "1":
+        return None
+    import ray
+    from ray.serve.context import _get_global_client
+
+    controller = _get_global_client()._controller
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for group in ray.get(controller.get_target_groups.remote()):
+            if group.app_name == "foundry" and str(group.protocol).endswith("HTTP"):
+                ports = [t.port for t in group.targets if t.port != proxy_port]
+                if ports:
+                    return ports[0]
+        time.sleep(0.5)
+    raise RuntimeError("direct ingress: no replica port was published in 60 s")
 
 
 # --------------------------------------------------------------------------- load generator (child process)
@@ -456,6 +479,7 @@ def main() -> None:
             for line in proc.stdout:
                 lines.append(line)
                 if line.startswith("READY"):
+                    port = int(line.split()[1])  # the replica's own port under direct ingress
                     break
             else:
                 raise RuntimeError(
@@ -502,6 +526,9 @@ def main() -> None:
     }
     for attempt in attempts:
         r, b = results[attempt], results.get(f"{attempt}_batch", {})
+        # The goal ratios for every attempt, not only ours (e.g. direct ingress, an option of the app).
+        metrics[f"{attempt}_throughput_vs_fastapi"] = r.get("rps", 0.0) / results["fastapi"]["rps"]
+        metrics[f"{attempt}_batch_vs_raw"] = b.get("rps", 0.0) * 1000 / raw["raw_bundle_rows_per_s"]
         metrics[f"{attempt}_rps"] = r.get("rps", float("nan"))
         metrics[f"{attempt}_p50_ms"] = r.get("p50_ms", float("nan"))
         metrics[f"{attempt}_p99_ms"] = r.get("p99_ms", float("nan"))

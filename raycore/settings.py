@@ -9,6 +9,7 @@ environment variables alone (no code change):
     MLFLOW_TRACKING_URI          an MLflow server (default sqlite:///$FOUNDRY_HOME/mlflow.db)
     FOUNDRY_LAKE_URI             parquet lake root, any pyarrow filesystem URI
     FOUNDRY_SERVE_HOST/PORT      HTTP bind of the Serve app (default 127.0.0.1:8000)
+    FOUNDRY_SERVE_INGRESS        proxy (default) or direct: the ingress replica answers HTTP itself
     FOUNDRY_CATALOG_DIR          extra folder of catalog YAML files
     FOUNDRY_ONLINE_STORE_URI     online feature store (default SQLite $FOUNDRY_HOME/online.db; redis://...)
 
@@ -21,7 +22,7 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,6 +59,14 @@ class FoundrySettings(BaseSettings):
     )
     serve_host: str = Field(default="127.0.0.1", description="HTTP bind host of Ray Serve.")
     serve_port: int = Field(default=8000, ge=1, le=65535, description="HTTP port of Ray Serve.")
+    serve_ingress: Literal["proxy", "direct"] = Field(
+        default="proxy",
+        description=(
+            "proxy: Ray Serve's HTTP proxy answers on the port and forwards to the ingress replica;"
+            " direct: the ingress replica's own HTTP server answers on the port (Ray Serve direct"
+            " ingress, no proxy hop; only with the local Ray this process starts)."
+        ),
+    )
     online_store_uri: str | None = Field(
         default=None,
         description="Online feature store: redis://host:port/db, or empty for SQLite under home.",

@@ -7,7 +7,7 @@ import os
 from raycore.errors import ConfigurationError
 from raycore.settings import FoundrySettings
 
-__all__ = ["connect_ray", "require_gpus"]
+__all__ = ["check_direct_ingress", "connect_ray", "direct_ingress_env", "require_gpus"]
 
 
 def connect_ray(settings: FoundrySettings, *, log_to_driver: bool = False) -> None:
@@ -25,6 +25,8 @@ def connect_ray(settings: FoundrySettings, *, log_to_driver: bool = False) -> No
     if settings.ray_address:
         kwargs["address"] = settings.ray_address
     else:
+        if settings.serve_ingress == "direct":
+            os.environ.update(direct_ingress_env(settings))  # Serve's actors inherit it from here
         # The embedded default is this process's own Ray: never silently join
         # another cluster that happens to run on the box (its workers may see
         # another FOUNDRY_HOME). RAY_ADDRESS (or `ray job submit`) joins one.
@@ -50,3 +52,45 @@ def require_gpus(count: int) -> None:
             f"use_gpu is set and {count} GPU(s) are needed, but the Ray cluster has {available:g}",
             hint="set resources.use_gpu: false in the model spec, or join a cluster with GPU nodes (RAY_ADDRESS)",
         )
+
+
+def direct_ingress_env(settings: FoundrySettings) -> dict[str, str]:
+    """What makes Serve's ingress replica answer HTTP on ``settings.serve_port`` itself (direct ingress).
+
+    Ray Serve gives every ingress replica its own HTTP server on a port from a
+    range; here the range is the one port the user asked for (the app has one
+    ingress replica). Serve reads these variables when its controller and
+    replicas start, which inherit them from the process that starts the local
+    Ray: ``connect_ray`` sets them before ``ray.init`` when
+    ``FOUNDRY_SERVE_INGRESS=direct``.
+
+    Example:
+        >>> direct_ingress_env(FoundrySettings.load(serve_port=8123))["RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"]
+        '8123'
+    """
+    port = settings.serve_port
+    return {
+        "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
+        "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(port),
+        "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(port + 1),  # Serve's range excludes its maximum
+    }
+
+
+def check_direct_ingress(settings: FoundrySettings) -> None:
+    """With ``FOUNDRY_SERVE_INGRESS=direct``, refuse a Ray this process did not start with direct ingress on."""
+    if settings.serve_ingress != "direct":
+        return
+    if settings.ray_address:
+        where = f"the cluster at RAY_ADDRESS={settings.ray_address}"
+    elif any(os.environ.get(k) != v for k, v in direct_ingress_env(settings).items()):
+        where = "a Ray that was already running in this process without it"
+    else:
+        return
+    raise ConfigurationError(
+        f"FOUNDRY_SERVE_INGRESS=direct needs the local Ray this command starts, not {where}",
+        hint=(
+            "unset RAY_ADDRESS (embedded default), or keep FOUNDRY_SERVE_INGRESS=proxy and start the"
+            " cluster with RAY_SERVE_ENABLE_DIRECT_INGRESS=1 and a load balancer in front of the"
+            " replica ports (Ray Serve's HAProxy mode)"
+        ),
+    )

@@ -491,6 +491,7 @@ def build_app(args: AppArgs) -> Application:
     plan = plan_topology(args)
     full = args.model_copy(update={"serving": plan.specs}).model_dump(mode="json")
     backpressure = {"retry_after_s": args.retry_after_s}
+    logging = {"enable_access_log": args.access_log}
     dedicated = {
         name: ModelDeployment.options(  # type: ignore[attr-defined]
             name=f"Model-{name}",
@@ -498,6 +499,7 @@ def build_app(args: AppArgs) -> Application:
             max_ongoing_requests=plan.specs[name].max_ongoing_requests,
             max_queued_requests=plan.specs[name].max_queued_requests,
             backpressure_config=backpressure,
+            logging_config=logging,
             ray_actor_options={"num_cpus": plan.specs[name].replica_cpus},
         ).bind(full, name, plan.specs[name].model_dump(mode="json"))
         for name in plan.dedicated
@@ -510,6 +512,7 @@ def build_app(args: AppArgs) -> Application:
             max_ongoing_requests=tail.max_ongoing_requests,
             max_queued_requests=tail.max_queued_requests,
             backpressure_config=backpressure,
+            logging_config=logging,
             ray_actor_options={"num_cpus": tail.replica_cpus},
         ).bind(full, {name: plan.specs[name].model_dump(mode="json") for name in plan.multiplexed})
     return FoundryServer.options(  # type: ignore[attr-defined]
@@ -517,5 +520,6 @@ def build_app(args: AppArgs) -> Application:
         max_ongoing_requests=args.max_ongoing_requests,
         max_queued_requests=args.max_queued_requests,
         backpressure_config=backpressure,
+        logging_config=logging,
         ray_actor_options={"num_cpus": args.replica_cpus},
     ).bind(full, dedicated, multiplexed)

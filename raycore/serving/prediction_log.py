@@ -208,7 +208,11 @@ class PredictionLog:
 def _columns(rows: pd.DataFrame | list[dict[str, Any]], names: list[str]) -> list[Sequence[Any]]:
     """The values of ``names`` in ``rows`` (None where a row lacks one), column by column."""
     if isinstance(rows, pd.DataFrame):
-        return [rows[n].tolist() if n in rows else [None] * len(rows) for n in names]
+        # One object-array conversion per entry (Python scalars, like ``tolist``), not one Series per
+        # column: a flush of thousands of one-row entries holds the GIL for milliseconds, not ~0.6 s.
+        block = rows.to_numpy(dtype=object)
+        where = {str(c): i for i, c in reversed(list(enumerate(rows.columns)))}
+        return [block[:, where[n]].tolist() if n in where else [None] * len(rows) for n in names]
     if not rows:
         return [[] for _ in names]
     try:

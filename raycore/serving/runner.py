@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 import time
 
 import httpx
 
 from raycore.errors import ServingError
 from raycore.runtime import connect_ray
+from raycore.runtime.ray_runtime import check_direct_ingress
 from raycore.serving.app import AppArgs, build_app
 from raycore.settings import FoundrySettings
 
@@ -24,8 +26,15 @@ def start_serving(*, settings: FoundrySettings, models: list[str], alias: str = 
 
     # Beyond loopback, inference must need a key: refuse before anything starts.
     check_bind(host=settings.serve_host, keys=ApiKeys.load(home=settings.home))
+    # With FOUNDRY_SERVE_INGRESS=direct, a local Ray started here has direct ingress on.
     connect_ray(settings)
-    serve.start(http_options={"host": settings.serve_host, "port": settings.serve_port})
+    proxy_port = settings.serve_port
+    if settings.serve_ingress == "direct":
+        check_direct_ingress(settings)
+        with socket.socket() as s:  # the ingress replica takes the port; the proxy any free one
+            s.bind(("127.0.0.1", 0))
+            proxy_port = int(s.getsockname()[1])
+    serve.start(http_options={"host": settings.serve_host, "port": proxy_port})
     args = AppArgs(
         models=models,
         alias=alias,

@@ -55,7 +55,9 @@ def test_malformed_catalog_yaml_fails_naming_file_and_field(tmp_path: Path) -> N
 def test_foundry_up_once_then_status_and_mlflow_ui(tmp_path: Path) -> None:
     home = tmp_path / "home"
     port = free_port()
-    env = cli_env(home, FOUNDRY_SERVE_PORT=str(port))
+    # Direct ingress here: the ingress replica answers on the port itself. (The proxy path, the
+    # default, is what tests/integration/test_skeleton.py serves through.)
+    env = cli_env(home, FOUNDRY_SERVE_PORT=str(port), FOUNDRY_SERVE_INGRESS="direct")
     out = run_cli("up", "--once", env=env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "sample prediction:" in out.stdout

@@ -108,3 +108,29 @@ def test_reader_filters_by_time_and_days(tmp_path: Path) -> None:
         read_prediction_log(home=tmp_path, model="m", since="yesterday-ish")
     with pytest.raises(ConfigurationError, match="flush_interval_s > 0"):
         PredictionLog(home=tmp_path, replica="r", flush_interval_s=0)
+
+
+def test_frame_entries_keep_python_values_per_column_and_none_where_a_column_is_missing() -> None:
+    from raycore.serving.prediction_log import _columns
+
+    frame = pd.DataFrame(
+        {
+            "store_id": pd.Series([4, 5], dtype="int64"),
+            "price": [1.5, np.nan],
+            "week_start": pd.to_datetime(["2026-03-09", "2026-03-16"]),
+            "kind": ["a", None],
+        }
+    )
+    cols = _columns(frame, ["kind", "store_id", "absent", "price", "week_start"])
+    assert cols[0] == ["a", None]
+    assert cols[1] == [4, 5] and all(type(v) is int for v in cols[1])
+    assert cols[2] == [None, None]
+    assert cols[3][0] == 1.5 and type(cols[3][0]) is float and np.isnan(cols[3][1])
+    assert cols[4] == [pd.Timestamp("2026-03-09"), pd.Timestamp("2026-03-16")]
+    # The same values as one Series per column, the slower way this replaced.
+    for name, values in zip(
+        ["kind", "store_id", "price", "week_start"],
+        [cols[0], cols[1], cols[3], cols[4]],
+        strict=True,
+    ):
+        assert pd.Series(values, dtype=object).equals(pd.Series(frame[name].tolist(), dtype=object))

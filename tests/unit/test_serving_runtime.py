@@ -361,3 +361,39 @@ def test_endpoint_turns_overload_into_503_with_retry_after(bundles: dict[str, Mo
     assert refused and all(a.headers["retry-after"] == "1" and a.version == "1" for a in refused)
     assert any(a.status == 200 for a in answers)
     assert json.loads(refused[0].content)["error_code"] == "INTERNAL_ERROR"
+
+
+def test_direct_ingress_pins_the_replica_to_the_serve_port_and_refuses_a_ray_started_without_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from raycore.errors import ConfigurationError
+    from raycore.runtime.ray_runtime import check_direct_ingress, direct_ingress_env
+    from raycore.settings import FoundrySettings
+
+    settings = FoundrySettings.load(
+        home="/tmp/unused-home", serve_port=8123, serve_ingress="direct"
+    )
+    env = direct_ingress_env(settings)
+    assert env == {
+        "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
+        "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": "8123",
+        "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": "8124",  # exclusive: the one port 8123
+    }
+    for key in env:
+        monkeypatch.delenv(key, raising=False)
+    with pytest.raises(ConfigurationError, match="already running in this process without it"):
+        check_direct_ingress(settings)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    check_direct_ingress(settings)  # what connect_ray set before starting the local Ray
+    monkeypatch.setenv("RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT", "8000")
+    with pytest.raises(ConfigurationError):  # started for another port
+        check_direct_ingress(settings)
+    cluster = FoundrySettings.load(
+        home="/tmp/unused-home", ray_address="ray://head:10001", serve_ingress="direct"
+    )
+    with pytest.raises(ConfigurationError, match="RAY_ADDRESS=ray://head:10001"):
+        check_direct_ingress(cluster)
+    check_direct_ingress(FoundrySettings.load(home="/tmp/unused-home"))  # proxy: nothing to check
+    with pytest.raises(ConfigurationError, match="serve_ingress"):
+        FoundrySettings.load(home="/tmp/unused-home", serve_ingress="haproxy")
