@@ -20,13 +20,20 @@ sweep from ``tune_configs/`` except for the scheduler (ASHA vs FIFO) and the sea
                             positive = ASHA worse                             goal <= 0.01
 
 With several seeds (``--seeds 0,1,2``) both keys are the worst seed's, with the mean
-and each seed's value next to them. Trials run one at a time, without a time budget.
+and each seed's value next to them. Both arms run ``--concurrency`` trials at once
+(default 2, one per core of this box: a trial's Ray Train worker reserves one CPU),
+without a time budget.
 The load average of the box is recorded before and after (the box may be shared).
 State goes to ``--home`` (default: a fresh temporary FOUNDRY_HOME; the data world is
 generated first, outside the timings).
 
+Run time: about 7.5 minutes with the defaults on a 2-core box, longer than the 5 minutes
+benchmarks aim for. Each trial is a whole Ray Train run (the ``foundry train`` fit), and
+on 2 cores a run costs ~12 s to start and ~11 s from its last report until it returns,
+whatever the rounds; 32 trials, two at a time. ``--quick`` takes about 2 minutes.
+
 Usage:
-    python benchmarks/tuning.py                    # mdl-005, its trial count from tune_configs, seed 0
+    python benchmarks/tuning.py                    # mdl-005, its 16 trials from tune_configs, seed 0
     python benchmarks/tuning.py --seeds 0,1,2      # three seeds (about three times longer)
     python benchmarks/tuning.py --quick            # 4 trials, seed 0
 """
@@ -193,6 +200,9 @@ def main() -> None:
     parser.add_argument(
         "--seeds", default="0", help="Comma-separated seeds of the random search, e.g. 0,1,2."
     )
+    parser.add_argument(
+        "--concurrency", type=int, default=2, help="Trials running at once in each arm (default 2)."
+    )
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_TRIALS} trials, one seed.")
     parser.add_argument(
         "--home", default=None, help="FOUNDRY_HOME (default: $FOUNDRY_HOME or a temporary one)."
@@ -222,7 +232,7 @@ def main() -> None:
     settings = FoundrySettings.load()
     spec = load_catalog().get(args.model)
     config = load_sweep_config(spec, num_samples=trials)
-    config = config.model_copy(update={"max_concurrent": 1, "time_budget_s": None})
+    config = config.model_copy(update={"max_concurrent": args.concurrency, "time_budget_s": None})
     t0 = time.perf_counter()
     prepare_training(spec, settings=settings)  # generates the data world once, outside the timings
     connect_ray(settings)
@@ -237,6 +247,7 @@ def main() -> None:
         "metric": config.metric,
         "mode": config.mode,
         "trials_per_arm": config.num_samples,
+        "concurrency": config.max_concurrent,
         "seeds": seeds,
         "quick": args.quick,
         "search": "random with the same seed in both arms; sampled configurations checked equal",
