@@ -19,8 +19,15 @@ Weekly order-up-to policy (loop over weeks, vectorised over product x store):
 Truth per row: mu (expected demand), the uncensored demand, the stock-out probability given
 the state at the end of week t-1, (1 - q) P(D_t > I + order_t-1) + q P(D_t > I), with I the stock
 without last week's order and q = P(that week's purchase order is >= 3 days late), and the 95% demand quantile (the stock for a 95% service level), and
-E[min(D_t, on_hand_start_t)] (expected units sold). Per product x quarter: the expected
-turnover = sum of expected units sold / mean on-hand at week start.
+E[min(D_t, on_hand_start_t)] (expected units sold). Per product x quarter (13 weeks):
+
+    expected_turnover          sum of expected units sold / mean on-hand at week start, all stores
+                               (hindsight: it knows the quarter's demand shocks and stock path)
+    expected_turnover_ex_ante  the MAPE-optimal forecast of the turnover label from the quarter's
+                               start: the 1 / label-weighted median of ORACLE_PATHS simulated
+                               quarters (fresh shocks, store demand and late orders through the
+                               same policy) from the realised stock, forecast and pipeline then;
+                               drawn from its own stream "inventory/oracle" (see oracles.py)
 """
 
 from __future__ import annotations
@@ -31,6 +38,13 @@ from scipy.stats import nbinom, norm
 
 from raycore.data.world.config import World, WorldConfig, domain_rng
 from raycore.data.world.mess import MessRates, make_messy
+from raycore.data.world.oracles import (
+    OrderUpToPolicy,
+    QuarterStart,
+    mape_optimal_point,
+    turnover_paths,
+)
+from raycore.data.world.products import DEMAND_NOISE_SIGMA
 from raycore.data.world.retail import FORMAT_FACTOR
 from raycore.data.world.supply import DELAY_NOISE
 
@@ -40,6 +54,9 @@ NB_K = 6.0
 AFFINITY_SIGMA = 0.3
 COVER_RANGE = (0.9, 1.7)
 LATE_PO_DAYS = 3
+QUARTER_WEEKS = 13
+ORACLE_PATHS = 48  # Monte Carlo paths of the ex-ante turnover oracle
+ORACLE_CHUNK = 2_000_000  # most cells (path x quarter x product x store) simulated at once
 INVENTORY_MESS = MessRates(missing=0.01, malformed=0.002, late=0.02, duplicate=0.005)
 
 
@@ -52,6 +69,49 @@ def _expected_sold(mu: np.ndarray, stock: np.ndarray) -> np.ndarray:
     return np.asarray(
         mu * nbinom.cdf(stock - 2, NB_K + 1, p) + stock * nbinom.sf(stock - 1, NB_K, p)
     )
+
+
+def _turnover_ex_ante(
+    config: WorldConfig,
+    *,
+    policy: OrderUpToPolicy,
+    state: QuarterStart,
+    expected_units: np.ndarray,
+    store_weight: np.ndarray,
+    affinity: np.ndarray,
+    q_late: np.ndarray,
+) -> np.ndarray:
+    """MAPE-optimal turnover (Q, P) of each quarter from its start, by Monte Carlo on its own stream."""
+    n_weeks, n_p = expected_units.shape
+    n_q = -(-n_weeks // QUARTER_WEEKS)
+    pad = n_q * QUARTER_WEEKS - n_weeks
+
+    def by_quarter(a: np.ndarray) -> np.ndarray:
+        return np.concatenate([a, np.zeros((pad, n_p))]).reshape(n_q, QUARTER_WEEKS, n_p)
+
+    units, late_p = by_quarter(expected_units), by_quarter(q_late)
+    week_valid = (np.arange(n_q * QUARTER_WEEKS) < n_weeks).reshape(n_q, QUARTER_WEEKS)
+    rng = domain_rng(config, "inventory/oracle")
+    # products in chunks of at most ORACLE_CHUNK path x quarter x product x store cells (memory)
+    step = max(1, ORACLE_CHUNK // (ORACLE_PATHS * n_q * affinity.shape[1]))
+    points = []
+    for lo in range(0, n_p, step):
+        sl = slice(lo, lo + step)
+        labels = turnover_paths(
+            policy=OrderUpToPolicy(cover=policy.cover[sl]),
+            state=QuarterStart(*(a[:, sl] for a in vars(state).values())),
+            expected_units=units[:, :, sl],
+            store_weight=store_weight,
+            affinity=affinity[sl],
+            q_late=late_p[:, :, sl],
+            week_valid=week_valid,
+            shock_sigma=DEMAND_NOISE_SIGMA,
+            nb_k=NB_K,
+            n_paths=ORACLE_PATHS,
+            rng=rng,
+        )
+        points.append(mape_optimal_point(labels))
+    return np.concatenate(points, axis=1)
 
 
 def generate_inventory(config: WorldConfig, world: World) -> None:
@@ -79,6 +139,8 @@ def generate_inventory(config: WorldConfig, world: World) -> None:
     t_of = ((dem["week_start"] - pd.Timestamp(config.start)).dt.days // 7).to_numpy()
     p_of = np.searchsorted(core, dem["product_id"].to_numpy())
     national[t_of, p_of] = pivot
+    expected_units = np.zeros((n_weeks, n_p))
+    expected_units[t_of, p_of] = dem["expected_units"].to_numpy()
     affinity = np.exp(rng.normal(0.0, AFFINITY_SIGMA, (n_p, n_s)))
     mu = national[:, :, None] * weight[None, None, :] * affinity[None]  # (T, P, S)
     demand = rng.poisson(mu * rng.gamma(NB_K, 1 / NB_K, mu.shape))
@@ -106,29 +168,25 @@ def generate_inventory(config: WorldConfig, world: World) -> None:
     )
 
     shape = (n_p, n_s)
+    policy = OrderUpToPolicy(cover=cover)
     on_hand_end = np.ceil(mu[0] * 2 * cover)
     forecast = mu[0].copy()
-    pipeline = np.zeros((n_weeks + 3, n_p, n_s))
+    arriving, arriving_next = np.zeros(shape), np.zeros(shape)
+    quarter_starts: list[tuple[np.ndarray, ...]] = []
     cols = {k: np.zeros((n_weeks, *shape)) for k in ("start", "received", "sold", "ordered")}
     for t in range(n_weeks):  # loop over weeks, vectorised over product x store
-        received = pipeline[t]
-        start = on_hand_end + received
-        sold = np.minimum(demand[t], start)
-        on_hand_end = start - sold
-        forecast = 0.75 * forecast + 0.25 * sold
-        on_order = pipeline[t + 1 :].sum(axis=0)
-        order = np.maximum(0.0, np.ceil(forecast * 2 * cover) - on_hand_end - on_order)
-        pipeline[
-            t + 1 + late[t][:, None].astype(int) * np.ones(shape, dtype=int),
-            np.arange(n_p)[:, None],
-            np.arange(n_s)[None, :],
-        ] += order
-        cols["start"][t], cols["received"][t], cols["sold"][t], cols["ordered"][t] = (
-            start,
-            received,
-            sold,
-            order,
+        if t % QUARTER_WEEKS == 0:
+            quarter_starts.append((on_hand_end, forecast, arriving, arriving_next))
+        cols["received"][t] = arriving
+        start, sold, order, on_hand_end, forecast, arriving, arriving_next = policy.step(
+            on_hand_end=on_hand_end,
+            forecast=forecast,
+            arriving=arriving,
+            arriving_next=arriving_next,
+            demand=demand[t],
+            late=late[t][:, None],
         )
+        cols["start"][t], cols["sold"][t], cols["ordered"][t] = start, sold, order
 
     p_nb = NB_K / (NB_K + mu)
     # P(stock-out in week t | state at the end of week t-1): the order of week t-1 arrives on time or not
@@ -185,6 +243,15 @@ def generate_inventory(config: WorldConfig, world: World) -> None:
         .agg(exp_sold=("exp_sold", "sum"), start=("start", "sum"), n=("start", "size"))
         .reset_index()
     )
+    ex_ante = _turnover_ex_ante(
+        config,
+        policy=policy,
+        state=QuarterStart(*(np.stack(a) for a in zip(*quarter_starts, strict=True))),
+        expected_units=expected_units,
+        store_weight=weight,
+        affinity=affinity,
+        q_late=q_late,
+    )
     turnover_truth = pd.DataFrame(
         {
             "product_id": turnover["product_id"].astype("int64"),
@@ -192,6 +259,10 @@ def generate_inventory(config: WorldConfig, world: World) -> None:
             + pd.to_timedelta(turnover["quarter"] * 91, unit="D"),
             "expected_turnover": turnover["exp_sold"]
             / np.maximum(turnover["start"] / turnover["n"] * n_s, 1e-9),
+            "expected_turnover_ex_ante": ex_ante[
+                turnover["quarter"].to_numpy(),
+                np.searchsorted(core, turnover["product_id"].to_numpy()),
+            ],
         }
     )
     world.tables["store_inventory_weekly"] = make_messy(

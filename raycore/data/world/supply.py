@@ -17,8 +17,11 @@ Production line l, week t (maintenance ~ Bernoulli(MAINTENANCE_RATE), m_lt = wee
 
     ln rate_lt = b_l + AGE_COEF * age_years + HUMIDITY_COEF * (h_t - 55) / 10
                  + MAINT_COEF * min(m_lt, 20) / 10 + SUPPLIER_COEF * mean tier of suppliers + z_lt
-    z_lt = 0.6 z_l,t-1 + N(0, LINE_NOISE);  units_lt = capacity_l * U(0.85, 1.05) * (1 - downtime / 80),  capacity ~ U(4000, 10000), b_l ~ N(ln 4, LINE_BASE_SIGMA)
+    z_lt = LINE_AR z_l,t-1 + e_lt, e_lt ~ N(0, LINE_NOISE);  units_lt = capacity_l * U(0.85, 1.05) * (1 - downtime / 80),  capacity ~ U(4000, 10000), b_l ~ N(ln 4, LINE_BASE_SIGMA)
     defects_lt ~ Poisson(units_lt * rate_lt / 1000 * Gamma(DEFECT_K, 1 / DEFECT_K))   per 1,000 units
+    (truth: defect_rate_per_1000 = rate_lt, in hindsight; expected_defect_rate_per_1000_ex_ante =
+     exp(ln rate_lt - e_lt + LINE_NOISE**2 / 2) = E[rate_lt | z_l,t-1 and week t's covariates], the
+     Poisson-deviance-optimal estimate before the week's report: see oracles.py)
 
 Batches (BATCHES_PER_LINE_WEEK per line-week):
 
@@ -40,6 +43,7 @@ from scipy.special import expit
 from raycore.data.world.config import World, WorldConfig, domain_rng
 from raycore.data.world.logistics import RUNS_MESS, STOPS_MESS, delivery_tables
 from raycore.data.world.mess import MessRates, make_messy
+from raycore.data.world.oracles import ex_ante_defect_rate
 from raycore.data.world.products import CATEGORIES
 
 __all__ = [
@@ -71,6 +75,7 @@ AGE_COEF, HUMIDITY_COEF, MAINT_COEF, SUPPLIER_COEF, LINE_NOISE, LINE_BASE_SIGMA 
     0.12,
     0.15,
 )
+LINE_AR = 0.6  # week-to-week persistence of a line's defect-rate deviation z
 MAINTENANCE_RATE, DEFECT_K = 0.1, 10.0
 BATCHES_PER_LINE_WEEK, BATCH_INTERCEPT, BATCH_NOISE = 5, -4.4, 0.3
 
@@ -278,7 +283,7 @@ def _production(
     eps = rng.normal(0.0, LINE_NOISE, (n_weeks, n_lines))
     for t in range(n_weeks):  # loop over weeks, vectorised over lines
         since[t] = 0 if t == 0 else np.where(maint[t - 1], 0, since[t - 1] + 1)
-        z[t] = (0.6 * z[t - 1] if t else 0.0) + eps[t]
+        z[t] = (LINE_AR * z[t - 1] if t else 0.0) + eps[t]
     age = age0[None, :] + np.arange(n_weeks)[:, None] / 52
     log_rate = (
         base[None, :]
@@ -327,6 +332,9 @@ def _production(
             "week_start": week_col,
             "defect_rate_per_1000": np.exp(log_rate).ravel(),
             "expected_defects": mean_defects.ravel(),
+            "expected_defect_rate_per_1000_ex_ante": ex_ante_defect_rate(
+                log_rate=log_rate, innovation=eps, noise_sd=LINE_NOISE
+            ).ravel(),
         }
     )
     # batches
