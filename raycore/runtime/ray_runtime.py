@@ -27,6 +27,9 @@ def connect_ray(settings: FoundrySettings, *, log_to_driver: bool = False) -> No
     else:
         if settings.serve_ingress == "direct":
             os.environ.update(direct_ingress_env(settings))  # Serve's actors inherit it from here
+            # Serve keeps a stopping ingress replica up 30 s by default, for an external load
+            # balancer to stop sending to it; with none in front (embedded default) 2 s will do.
+            os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "2")
         # The embedded default is this process's own Ray: never silently join
         # another cluster that happens to run on the box (its workers may see
         # another FOUNDRY_HOME). RAY_ADDRESS (or `ray job submit`) joins one.

@@ -258,9 +258,13 @@ class ModelEndpoint:
             protocols.decode_json(raw), schema=predictor.schema
         )
         item = RowRequest(parsed.frame, parsed.locate)
+        AnswerOptions.parse(parsed.params)  # a bad option fails before predicting
         result = await self.submit(predictor, item)
         body = protocols.scoring_response(
-            predictions=result.jsonable(), model_name=self.name, model_version=predictor.version
+            predictions=result.jsonable(),
+            model_name=self.name,
+            model_version=predictor.version,
+            extras=self._extras(predictor, result, parsed.params),
         )
         self._log(predictor, "mlflow", uuid.uuid4().hex, item, result, started)
         return json_answer(200, body, version=predictor.version)

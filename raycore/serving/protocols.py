@@ -78,6 +78,7 @@ OUTPUT_PREDICTIONS = "predictions"
 OUTPUT_PROBABILITIES = "probabilities"
 SERVER_NAME = "data-foundry"
 MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "inputs", "instances")
+ANSWER_PARAMS = ("explain", "level")  # per-request answer options (raycore.serving.extras.AnswerOptions)
 
 # OIP datatype → little-endian numpy dtype of its binary form (BYTES: length-prefixed strings).
 _NUMPY: dict[str, str | None] = {
@@ -608,7 +609,11 @@ class ScoringRequestDoc(BaseModel):
         default=None, description="Columns ({name: [values]}), one row ({name: value}) or a list of rows."
     )
     instances: dict[str, Any] | list[dict[str, Any]] | None = Field(default=None, description="As inputs.")
-    params: dict[str, Any] | None = Field(default=None, description="Must be empty: the models take none.")
+    params: dict[str, Any] | None = Field(
+        default=None,
+        description="Inference params: the simple route's answer options, explain (top-k contributions) and level"
+        " (0.9/0.95/0.99: intervals or prediction sets); the extras come back next to predictions.",
+    )
 
 
 class ScoringResponseDoc(BaseModel):
@@ -624,6 +629,7 @@ class ScoringRequest:
     format: str
     frame: pd.DataFrame
     locate: Locate
+    params: dict[str, Any] | None = None
 
 
 def _missing(v: Any) -> Any:
@@ -651,9 +657,13 @@ def parse_scoring_request(body: Any, *, schema: RowSchema) -> ScoringRequest:
         what = "none" if not formats else ", ".join(formats)
         raise _invalid(f"needs exactly one input format, got {what}", ["body"], "value_error", hint=hint)
     params = body.get("params")
-    if params not in (None, {}):
-        raise _invalid("this model takes no params", ["body", "params"], "value_error",
-                       hint="leave params out (or send {})")
+    if params is not None and not isinstance(params, dict):
+        raise _invalid("params must be an object", ["body", "params"], "dict_type",
+                       hint='e.g. {"params": {"level": 0.9, "explain": 3}}')
+    unknown_params = sorted(k for k in (params or {}) if k not in ANSWER_PARAMS)
+    if unknown_params:
+        raise _invalid(f"unknown param '{str(unknown_params[0])[:100]}'", ["body", "params", str(unknown_params[0])[:100]],
+                       "extra_forbidden", hint=f"the params these models take: {', '.join(ANSWER_PARAMS)}")
     fmt = formats[0]
     payload = body[fmt]
     rows: list[Any]
@@ -672,7 +682,7 @@ def parse_scoring_request(body: Any, *, schema: RowSchema) -> ScoringRequest:
         rows, locate, where = _tensor_rows(fmt, payload, schema=schema)
     rows = [{k: _missing(v) for k, v in r.items()} if isinstance(r, dict) else r for r in rows]
     frame = schema.validate_rows(rows, locate=locate, where=where)
-    return ScoringRequest(format=fmt, frame=frame, locate=locate)
+    return ScoringRequest(format=fmt, frame=frame, locate=locate, params=params or None)
 
 
 def _split_rows(payload: Any, *, schema: RowSchema) -> tuple[list[Any], Locate, list[Any]]:
@@ -748,6 +758,8 @@ def _tensor_rows(fmt: str, payload: Any, *, schema: RowSchema) -> tuple[list[Any
     return rows, by_column, loc
 
 
-def scoring_response(*, predictions: list[Any], model_name: str, model_version: str) -> dict[str, Any]:
-    """MLflow's ``{"predictions": [...]}``; the extra keys do not disturb MLflow's clients."""
-    return {"predictions": predictions, "model_name": model_name, "model_version": model_version}
+def scoring_response(
+    *, predictions: list[Any], model_name: str, model_version: str, extras: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """MLflow's ``{"predictions": [...]}``; the extra keys (version, what params asked for) do not disturb its clients."""
+    return {"predictions": predictions, "model_name": model_name, "model_version": model_version, **(extras or {})}

@@ -159,6 +159,25 @@ def test_oip_parameters_carry_the_same_extras(endpoint: str, rows: list[dict[str
     )
 
 
+def test_mlflow_params_carry_the_same_extras(endpoint: str, rows: list[dict[str, Any]]) -> None:
+    n = 4
+    split = {"columns": list(rows[0]), "data": [list(r.values()) for r in rows[:n]]}
+    url = f"{endpoint}/v1/models/{NAME}/invocations"
+    answer = httpx.post(
+        url, json={"dataframe_split": split, "params": {"explain": 2, "level": 0.9}}, timeout=60, headers=auth()
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert len(body["predictions"]) == n and body["level"] == 0.9
+    assert len(body["prediction_sets"]) == n and len(body["explanations"][0]["top"]) == 2
+    plain = httpx.post(url, json={"dataframe_split": split}, timeout=60, headers=auth()).json()
+    assert plain["predictions"] == body["predictions"] and "explanations" not in plain
+    for params, field in (({"level": 0.42}, "level"), ({"temperature": 1}, "temperature")):
+        bad = httpx.post(url, json={"dataframe_split": split, "params": params}, timeout=60, headers=auth())
+        # MLflow's scoring protocol answers bad input with 400 BAD_REQUEST, naming the field
+        assert bad.status_code == 400 and "BAD_REQUEST" in bad.text and field in bad.text, (params, bad.text)
+
+
 def test_bad_options_are_4xx_naming_the_field_and_logged_rows_hold_the_assembled_inputs(
     endpoint: str, rows: list[dict[str, Any]], foundry: FoundrySettings
 ) -> None:

@@ -387,6 +387,8 @@ def test_mlflow_records_inputs_and_instances() -> None:
         pd.testing.assert_frame_equal(scoring(body).frame, expected)
     for body in ({"inputs": ROWS[0]}, {"dataframe_records": ROWS[0]}, {"dataframe_records": ROWS[:1]}):
         pd.testing.assert_frame_equal(scoring(body).frame, expected_frame(ROWS[:1]))
+    assert scoring({"inputs": ROWS}).params is None and scoring({"inputs": ROWS, "params": {}}).params is None
+    assert scoring({"inputs": ROWS, "params": {"level": 0.9, "explain": 2}}).params == {"level": 0.9, "explain": 2}
 
 
 @pytest.mark.parametrize(
@@ -420,7 +422,8 @@ def test_mlflow_records_inputs_and_instances() -> None:
         ({"inputs": ROWS, "instances": ROWS}, ["body"], "exactly one input format"),
         ({}, ["body"], "exactly one input format, got none"),
         ({"data": ROWS}, ["body", "data"], "unknown field"),
-        ({"inputs": ROWS, "params": {"temperature": 1}}, ["body", "params"], "takes no params"),
+        ({"inputs": ROWS, "params": {"temperature": 1}}, ["body", "params", "temperature"], "unknown param 'temperature'"),
+        ({"inputs": ROWS, "params": [0.9]}, ["body", "params"], "params must be an object"),
         ([ROWS], ["body"], "JSON object"),
     ],
 )
