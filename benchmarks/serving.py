@@ -59,9 +59,8 @@ ATTEMPTS: dict[str, tuple[dict[str, str], dict[str, Any], dict[str, Any]]] = {
     "ingress": ({}, {}, {}),
     "ingress_throughput_opt": ({"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}, {}, {}),
     "ingress_haproxy": ({"RAY_SERVE_ENABLE_HA_PROXY": "1"}, {}, {}),
-    # The ingress replica's own uvicorn, addressed directly (no proxy hop; what a load balancer
-    # in front of the replicas would do).
-    "ingress_direct": ({"RAY_SERVE_ENABLE_DIRECT_INGRESS": "1"}, {}, {}),
+    # FOUNDRY_SERVE_INGRESS=direct: the ingress replica answers on the port itself (no proxy hop).
+    "ingress_direct": ({"FOUNDRY_SERVE_INGRESS": "direct"}, {}, {}),
     "ingress_haproxy_throughput_opt": (
         {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}, {}, {},
     ),
@@ -261,6 +260,13 @@ def serve_server(home: Path, port: int, attempt: str, tracking_uri: str) -> None
         models=[NAME], tracking_uri=tracking_uri, home=str(home), serving={NAME: spec},
         replica_cpus=0.5, max_ongoing_requests=512, **app_over,
     )  # fmt: skip
+    proxy_port = port
+    if os.environ.get("FOUNDRY_SERVE_INGRESS") == "direct":  # what `foundry serve` does with it
+        from raycore.runtime.ray_runtime import direct_ingress_env
+        from raycore.settings import FoundrySettings
+
+        os.environ.update(direct_ingress_env(FoundrySettings.load(home=str(home), serve_port=port)))
+        proxy_port = free_port()
     ray.init(
         address="local",
         num_cpus=2,
@@ -268,32 +274,13 @@ def serve_server(home: Path, port: int, attempt: str, tracking_uri: str) -> None
         log_to_driver=False,
         configure_logging=False,
     )
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.start(http_options={"host": "127.0.0.1", "port": proxy_port})
     serve.run(build_app(args), name="foundry", route_prefix="/")
     wait_ready(f"http://127.0.0.1:{port}", timeout_s=120)
-    print(f"READY {_direct_port(port) or port}", flush=True)
+    print("READY", flush=True)
     sys.stdin.read()  # until the parent closes our stdin
     serve.shutdown()
     ray.shutdown()
-
-
-def _direct_port(proxy_port: int) -> int | None:
-    """With direct ingress on, the HTTP port of the ingress replica itself (else None)."""
-    if os.environ.get("RAY_SERVE_ENABLE_DIRECT_INGRESS") != "1":
-        return None
-    import ray
-    from ray.serve.context import _get_global_client
-
-    controller = _get_global_client()._controller
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        for group in ray.get(controller.get_target_groups.remote()):
-            if group.app_name == "foundry" and str(group.protocol).endswith("HTTP"):
-                ports = [t.port for t in group.targets if t.port != proxy_port]
-                if ports:
-                    return ports[0]
-        time.sleep(0.5)
-    raise RuntimeError("direct ingress: no replica port was published in 60 s")
 
 
 # --------------------------------------------------------------------------- load generator (child process)
@@ -479,7 +466,6 @@ def main() -> None:
             for line in proc.stdout:
                 lines.append(line)
                 if line.startswith("READY"):
-                    port = int(line.split()[1])  # the replica's own port under direct ingress
                     break
             else:
                 raise RuntimeError(
